@@ -1,0 +1,1 @@
+"""The actors of a branch: Branch (entry point), App, Queue, Instance and Supervisor."""

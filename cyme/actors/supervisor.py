@@ -1,0 +1,532 @@
+"""The Supervisor actor: keeps every worker process of this branch true to the model.
+
+It reconciles the desired state (the instances table) with the real ``celery worker``
+processes: starts missing workers, stops removed ones, restarts dead or unresponsive
+ones with exponential backoff, and sends add_consumer / cancel_consumer / autoscale
+broadcasts where a worker differs from its instance. It reacts at once to API changes
+(``Apply``) and to process exits (a pidfd per worker, watched through ThespianWatch),
+and otherwise re-checks everything every ``sup_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from thespian.actors import ThespianWatch, WakeupMessage, WatchMessage
+
+from cyme.actors import views
+from cyme.actors.base import DEFERRED, CymeActor
+from cyme.actors.instance import get_instance
+from cyme.actors.internal import Apply, StopBranch, Waiter
+from cyme.actors.messages import Deleted, GetStats
+from cyme.errors import Timeout
+from cyme.models import App, Instance, Queue, WorkerState
+from cyme.workers import process
+from cyme.workers.control import Controller
+from cyme.workers.process import WorkerSpec
+
+log = logging.getLogger("cyme.supervisor")
+
+#: How often starting/stopping workers are checked, in seconds.
+FAST_TICK = 0.2
+#: Consecutive unanswered pings after which a running worker is restarted.
+MAX_MISSED_PINGS = 3
+#: Backoff between restarts of a worker that keeps failing: 1, 2, 4 ... capped, in seconds.
+BACKOFF_CAP = 60.0
+#: A worker online this long is considered healthy again (its failure count resets).
+STABLE_AFTER = 30.0
+PING_TIMEOUT = 0.5
+
+
+class Status(enum.StrEnum):
+    """The observed state of an instance's worker."""
+
+    STARTING = "starting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass
+class Tracked:
+    """What the supervisor knows of one instance's worker process."""
+
+    name: str
+    spec: WorkerSpec
+    pid: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    pidfd: int | None = None
+    status: Status = Status.STOPPED
+    since: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    failures: int = 0
+    next_attempt: float = 0.0
+    missed: int = 0
+    in_sync: bool = False
+    last_error: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.pid is not None
+
+
+@dataclass
+class Pending:
+    """A caller waiting for instance *name* to be ready (or gone) before *deadline*."""
+
+    name: str
+    waiter: Waiter
+    deadline: float
+
+
+class Supervisor(CymeActor):
+    """Starts, stops, restarts and corrects the workers of this branch."""
+
+    label = "Supervisor"
+
+    def setup_handlers(self) -> None:
+        self.tracked: dict[str, Tracked] = {}
+        self.pending: list[Pending] = []
+        self.controllers: dict[str, Controller] = {}
+        self.next_full = 0.0
+        self.wakeup_due: float | None = None
+        self.shutting_down: Pending | None = None
+        self.handlers.update(
+            {
+                Apply: self.on_apply,
+                GetStats: self.on_stats,
+                StopBranch: self.on_stop_branch,
+                WakeupMessage: self.on_wakeup,
+                WatchMessage: self.on_watch,
+            }
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def configured(self) -> None:
+        self.adopt()
+        self.reconcile_all()
+        self.schedule()
+
+    def adopt(self) -> None:
+        """Take over workers a previous run of this branch left running; stop orphans."""
+        assert self.config is not None
+        for instance in Instance.select().where(Instance.branch == self.config.branch_id):
+            spec = self.desired(instance.name)
+            if spec is None:
+                continue
+            pid = process.find_running(spec.pidfile, spec.nodename)
+            if pid:
+                tracked = Tracked(instance.name, spec, pid=pid, pidfd=process.open_pidfd(pid))
+                self.tracked[instance.name] = tracked
+                self.set_status(tracked, Status.STARTING)
+                log.warning("{Supervisor} %s adopted running worker pid %d", instance.name, pid)
+        for pidfile in self.config.root.glob("*/worker.pid"):
+            name = pidfile.parent.name
+            if name in self.tracked:
+                continue
+            pid = process.find_running(pidfile, f"{name}@{self.config.branch_id}")
+            if pid:
+                spec = WorkerSpec(name=name, nodename="", broker="", direct_queue="", root=self.config.root)
+                tracked = Tracked(name, spec, pid=pid, pidfd=process.open_pidfd(pid))
+                self.tracked[name] = tracked
+                log.warning("{Supervisor} %s worker pid %d has no instance: stopping it", name, pid)
+                self.stop(tracked)
+
+    def on_exit(self) -> None:
+        for controller in self.controllers.values():
+            controller.close()
+
+    def after_message(self) -> Any:
+        fds = [t.pidfd for t in self.tracked.values() if t.pidfd is not None]
+        return ThespianWatch(fds) if fds else None
+
+    # ------------------------------------------------------------------ requests
+
+    def on_apply(self, msg: Apply, sender: Any) -> Any:
+        if msg.waiter is not None:
+            assert self.config is not None
+            deadline = time.monotonic() + self.config.start_timeout
+            self.pending.append(Pending(msg.name, msg.waiter, deadline))
+        self.reconcile(msg.name)
+        self.answer_waiters()
+        self.schedule()
+        return DEFERRED
+
+    def on_stats(self, msg: GetStats, sender: Any) -> dict[str, Any]:
+        assert self.config is not None and self.config.broker is not None
+        instance = get_instance(msg.app, msg.instance)
+        info = views.instance_info(instance, self.config.broker)
+        tracked = self.tracked.get(instance.name)
+        stats = None
+        if tracked is not None and tracked.status is Status.ONLINE:
+            controller = self.controller(tracked.spec.broker)
+            stats = self.safely(controller.stats, tracked.spec.nodename, 2.0)
+        return {"instance": info.to_json(), "stats": stats}
+
+    def on_stop_branch(self, msg: StopBranch, sender: Any) -> Any:
+        assert self.config is not None
+        self.pending.clear()
+        if msg.keep_workers:
+            log.warning("{Supervisor} branch stopping; leaving %d worker(s) running", len(self.tracked))
+            self.tracked.clear()
+            return Deleted("branch", self.config.branch_id)
+        deadline = time.monotonic() + self.config.stop_timeout + 5
+        self.shutting_down = Pending("*", Waiter(sender, msg.request_id), deadline)
+        for tracked in self.tracked.values():
+            if tracked.alive:
+                self.stop(tracked)
+        self.answer_shutdown()
+        self.schedule()
+        return DEFERRED
+
+    def on_wakeup(self, msg: WakeupMessage, sender: Any) -> Any:
+        self.wakeup_due = None
+        self.tick()
+        self.schedule()
+        return DEFERRED
+
+    def on_watch(self, msg: WatchMessage, sender: Any) -> Any:
+        for tracked in list(self.tracked.values()):
+            if tracked.pidfd is not None and tracked.pidfd in msg.ready:
+                self.exited(tracked)
+        self.answer_waiters()
+        self.schedule()
+        return DEFERRED
+
+    # ------------------------------------------------------------------ the model
+
+    def desired(self, name: str) -> WorkerSpec | None:
+        """The worker instance *name* should have on this branch, or None if none."""
+        assert self.config is not None and self.config.broker is not None
+        instance = Instance.get_or_none((Instance.name == name) & (Instance.branch == self.config.branch_id))
+        if instance is None or not instance.is_enabled:
+            return None
+        app = App.get_by_id(instance.app_id)
+        declared = {q.name: q for q in Queue.select().where(Queue.app == app.name)}
+        queues = tuple(
+            {
+                "name": q.name,
+                "exchange": q.exchange,
+                "exchange_type": q.exchange_type,
+                "routing_key": q.routing_key,
+                "options": q.options,
+            }
+            for q in (declared[n] for n in instance.queues if n in declared)
+        )
+        return WorkerSpec(
+            name=instance.name,
+            nodename=instance.nodename,
+            broker=views.effective_broker(instance.broker, app, self.config.broker),
+            direct_queue=instance.direct_queue,
+            queues=queues,
+            max_concurrency=instance.max_concurrency,
+            min_concurrency=instance.min_concurrency,
+            root=self.config.root,
+            loglevel=self.config.loglevel,
+        )
+
+    def reconcile_all(self) -> None:
+        assert self.config is not None
+        names = {
+            i.name for i in Instance.select(Instance.name).where(Instance.branch == self.config.branch_id)
+        }
+        for name in sorted(names | set(self.tracked)):
+            self.reconcile(name)
+
+    def reconcile(self, name: str) -> None:
+        """Make instance *name*'s worker match the model, as far as can be done now."""
+        if self.shutting_down is not None:
+            return
+        spec = self.desired(name)
+        tracked = self.tracked.get(name)
+        if spec is None:
+            if tracked is not None and tracked.alive:
+                if tracked.status is not Status.STOPPING:
+                    self.stop(tracked)
+            elif tracked is not None:
+                self.forget(tracked)
+            return
+        if tracked is None:
+            tracked = self.tracked[name] = Tracked(name, spec)
+        broker_changed = tracked.alive and tracked.spec.broker != spec.broker
+        tracked.spec = spec
+        if broker_changed:
+            log.warning("{Supervisor} %s broker changed: restarting", name)
+            self.stop(tracked)
+        elif not tracked.alive:
+            if time.monotonic() < tracked.next_attempt:
+                self.set_status(tracked, Status.BACKOFF)
+            else:
+                self.start(tracked)
+        elif tracked.status is Status.ONLINE:
+            self.sync(tracked)
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, tracked: Tracked) -> None:
+        spec = tracked.spec
+        log.warning("{Supervisor} %s instance.start: %s", tracked.name, " ".join(spec.command()))
+        try:
+            tracked.proc = process.spawn(spec)
+        except OSError as exc:
+            tracked.last_error = f"could not start worker: {exc.strerror}"
+            self.failed(tracked)
+            return
+        tracked.pid = tracked.proc.pid
+        tracked.pidfd = process.open_pidfd(tracked.pid)
+        tracked.missed = 0
+        tracked.in_sync = False
+        self.set_status(tracked, Status.STARTING)
+
+    def stop(self, tracked: Tracked) -> None:
+        """Ask the worker to finish (warm shutdown); it is killed after stop_timeout."""
+        if tracked.pid is None:
+            return
+        log.warning("{Supervisor} %s instance.stop (pid %d)", tracked.name, tracked.pid)
+        self.set_status(tracked, Status.STOPPING)
+        try:
+            os.kill(tracked.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            self.exited(tracked)
+
+    def kill(self, tracked: Tracked, reason: str) -> None:
+        if tracked.pid is not None:
+            log.warning("{Supervisor} %s kill -9 (pid %d): %s", tracked.name, tracked.pid, reason)
+            process.signal_group(tracked.pid, signal.SIGKILL)
+
+    def exited(self, tracked: Tracked) -> None:
+        """The worker process is gone: reap it, then restart, back off or forget."""
+        code = tracked.proc.poll() if tracked.proc is not None else None
+        if tracked.proc is not None and code is None:
+            try:
+                code = tracked.proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                return  # pidfd said readable but the process still runs: check again later
+        if tracked.pidfd is not None:
+            os.close(tracked.pidfd)
+        was = tracked.status
+        tracked.pid, tracked.proc, tracked.pidfd = None, None, None
+        if was is Status.STOPPING:
+            log.warning("{Supervisor} %s stopped (exit code %s)", tracked.name, code)
+            self.set_status(tracked, Status.STOPPED)
+        else:
+            tracked.last_error = f"worker exited unexpectedly (exit code {code})"
+            log.error("{Supervisor} %s %s", tracked.name, tracked.last_error)
+            tracked.restarts += 1
+            self.failed(tracked)
+        self.answer_shutdown()
+        self.reconcile(tracked.name)
+
+    def failed(self, tracked: Tracked) -> None:
+        """Schedule the next start of a failing worker: at once, then 1, 2, 4 ... s later."""
+        tracked.failures += 1
+        delay = 0.0 if tracked.failures <= 1 else min(2.0 ** (tracked.failures - 2), BACKOFF_CAP)
+        tracked.next_attempt = time.monotonic() + delay
+        self.set_status(tracked, Status.BACKOFF if delay else Status.OFFLINE)
+        if delay:
+            log.warning("{Supervisor} %s backoff: next start in %.0fs", tracked.name, delay)
+
+    def forget(self, tracked: Tracked) -> None:
+        del self.tracked[tracked.name]
+        WorkerState.delete().where(WorkerState.name == tracked.name).execute()
+
+    # ------------------------------------------------------------------ checks
+
+    def controller(self, broker: str) -> Controller:
+        if broker not in self.controllers:
+            self.controllers[broker] = Controller(broker)
+        return self.controllers[broker]
+
+    def safely(self, call: Any, *args: Any) -> Any:
+        """Run a broadcast; a broker that cannot be reached yields None, not an exception."""
+        try:
+            return call(*args)
+        except Exception as exc:  # kombu/redis/amqp each raise their own connection errors
+            log.warning("{Supervisor} broker unreachable during %s: %s", call.__name__, exc)
+            return None
+
+    def ping(self, workers: list[Tracked]) -> set[str] | None:
+        """Nodes of *workers* that answer a ping (None if a broker could not be reached)."""
+        answered: set[str] = set()
+        by_broker: dict[str, list[Tracked]] = {}
+        for tracked in workers:
+            by_broker.setdefault(tracked.spec.broker, []).append(tracked)
+        for broker, group in by_broker.items():
+            nodes = [t.spec.nodename for t in group]
+            replied = self.safely(self.controller(broker).ping, nodes, PING_TIMEOUT)
+            if replied is None:
+                return None
+            answered |= replied
+        return answered
+
+    def sync(self, tracked: Tracked) -> None:
+        """Send add/cancel_consumer and autoscale until the worker matches its spec."""
+        spec, node = tracked.spec, tracked.spec.nodename
+        controller = self.controller(spec.broker)
+        want = {spec.direct_queue} | {q["name"] for q in spec.queues}
+        declared = {q["name"]: q for q in spec.queues}
+        declared[spec.direct_queue] = {"name": spec.direct_queue}
+        deadline = time.monotonic() + 2.0
+        while True:
+            have = self.safely(controller.active_queues, node, PING_TIMEOUT)
+            stats = self.safely(controller.stats, node, PING_TIMEOUT)
+            if have is None or stats is None:
+                tracked.in_sync = False
+                return
+            scaler = stats.get("autoscaler") or {}
+            scale_ok = (scaler.get("max"), scaler.get("min")) == (spec.max_concurrency, spec.min_concurrency)
+            if set(have) == want and scale_ok:
+                tracked.in_sync = True
+                return
+            if time.monotonic() > deadline:
+                tracked.in_sync = False
+                return
+            for queue in sorted(want - set(have)):
+                log.warning("{Supervisor} %s: instance.consume_from: %s", tracked.name, queue)
+                self.safely(controller.add_consumer, node, declared[queue])
+            for queue in sorted(set(have) - want):
+                log.warning("{Supervisor} %s: instance.cancel_consume: %s", tracked.name, queue)
+                self.safely(controller.cancel_consumer, node, queue)
+            if not scale_ok:
+                log.warning(
+                    "{Supervisor} %s: instance.autoscale: max=%d min=%d",
+                    tracked.name, spec.max_concurrency, spec.min_concurrency,
+                )  # fmt: skip
+                self.safely(controller.autoscale, node, spec.max_concurrency, spec.min_concurrency)
+            time.sleep(0.05)
+
+    def tick(self) -> None:
+        """Check starting workers; every sup_interval, check and reconcile everything."""
+        assert self.config is not None
+        now = time.monotonic()
+        for tracked in list(self.tracked.values()):
+            if tracked.alive and not process.is_worker(tracked.pid or 0, tracked.spec.nodename or ""):
+                if tracked.proc is None or tracked.proc.poll() is not None:
+                    self.exited(tracked)
+            elif tracked.status is Status.STOPPING and now - tracked.since > self.config.stop_timeout:
+                self.kill(tracked, f"did not stop within {self.config.stop_timeout:.0f}s")
+        starting = [t for t in self.tracked.values() if t.status is Status.STARTING]
+        if starting:
+            answered = self.ping(starting)
+            for tracked in starting:
+                if answered is not None and tracked.spec.nodename in answered:
+                    log.warning("{Supervisor} %s successfully started (pid %s)", tracked.name, tracked.pid)
+                    tracked.last_error = None
+                    self.set_status(tracked, Status.ONLINE)
+                    self.sync(tracked)
+                elif now - tracked.since > self.config.start_timeout:
+                    tracked.last_error = f"no answer to ping within {self.config.start_timeout:.0f}s of start"
+                    self.kill(tracked, tracked.last_error)
+        for tracked in list(self.tracked.values()):
+            if tracked.status is Status.BACKOFF and now >= tracked.next_attempt:
+                self.reconcile(tracked.name)
+        if now >= self.next_full:
+            self.next_full = now + self.config.sup_interval
+            self.full_check(now)
+        self.answer_waiters()
+
+    def full_check(self, now: float) -> None:
+        online = [t for t in self.tracked.values() if t.status is Status.ONLINE]
+        answered = self.ping(online) if online else set()
+        for tracked in online:
+            if answered is None:
+                break  # broker unreachable: a worker that cannot answer is not judged
+            if tracked.spec.nodename in answered:
+                tracked.missed = 0
+                if now - tracked.since > STABLE_AFTER:
+                    tracked.failures = 0
+                continue
+            tracked.missed += 1
+            log.warning("{Supervisor} %s missed ping %d/%d", tracked.name, tracked.missed, MAX_MISSED_PINGS)
+            if tracked.missed >= MAX_MISSED_PINGS:
+                tracked.last_error = f"no answer to {MAX_MISSED_PINGS} pings"
+                self.set_status(tracked, Status.OFFLINE)
+                self.kill(tracked, tracked.last_error)
+        self.reconcile_all()
+
+    def schedule(self) -> None:
+        """Keep exactly one wakeup pending: soon while anything is in flux, else at next_full."""
+        busy = (
+            self.pending
+            or self.shutting_down
+            or any(
+                t.status in (Status.STARTING, Status.STOPPING, Status.BACKOFF, Status.OFFLINE)
+                for t in self.tracked.values()
+            )
+        )
+        now = time.monotonic()
+        due = now + FAST_TICK if busy else max(self.next_full, now + FAST_TICK)
+        if self.wakeup_due is not None and self.wakeup_due <= due + 0.01:
+            return
+        self.wakeup_due = due
+        self.wakeupAfter(timedelta(seconds=due - now))
+
+    # ------------------------------------------------------------------ answers
+
+    def set_status(self, tracked: Tracked, status: Status) -> None:
+        if tracked.status is not status:
+            tracked.status = status
+            tracked.since = time.monotonic()
+        next_attempt = None
+        if status is Status.BACKOFF:
+            next_attempt = datetime.utcnow() + timedelta(
+                seconds=max(0.0, tracked.next_attempt - time.monotonic())
+            )
+        WorkerState.insert(
+            name=tracked.name,
+            status=status.value,
+            pid=tracked.pid,
+            restarts=tracked.restarts,
+            last_error=tracked.last_error,
+            next_attempt=next_attempt,
+            updated=datetime.utcnow(),
+        ).on_conflict_replace().execute()
+
+    def answer_waiters(self) -> None:
+        """Reply to callers whose change is now real, or whose deadline passed."""
+        assert self.config is not None and self.config.broker is not None
+        now = time.monotonic()
+        still: list[Pending] = []
+        for pending in self.pending:
+            tracked = self.tracked.get(pending.name)
+            instance = Instance.get_or_none(Instance.name == pending.name)
+            waiter = pending.waiter
+            if instance is None and (tracked is None or not tracked.alive):
+                self.reply(waiter.reply_to, waiter.request_id, Deleted("instance", pending.name))
+            elif instance is not None and tracked and tracked.status is Status.ONLINE and tracked.in_sync:
+                info = views.instance_info(instance, self.config.broker)
+                self.reply(waiter.reply_to, waiter.request_id, info)
+            elif now > pending.deadline:
+                reason = (tracked.last_error if tracked else None) or "still in progress"
+                error = Timeout(f"instance {pending.name!r} did not settle in time: {reason}")
+                self.reply_error(waiter.reply_to, waiter.request_id, error)
+            else:
+                still.append(pending)
+        self.pending = still
+
+    def answer_shutdown(self) -> None:
+        pending = self.shutting_down
+        if pending is None:
+            return
+        alive = [t for t in self.tracked.values() if t.alive]
+        if alive and time.monotonic() > pending.deadline:
+            for tracked in alive:
+                self.kill(tracked, "branch stopping")
+            return
+        if not alive:
+            assert self.config is not None
+            self.reply(
+                pending.waiter.reply_to, pending.waiter.request_id, Deleted("branch", self.config.branch_id)
+            )
+            self.shutting_down = None

@@ -1,0 +1,142 @@
+"""Starting a branch's actor system, and talking to a running branch from any process.
+
+``BranchClient`` is the public way for another Python service (or the HTTP front) to
+send the typed requests of ``cyme.actors.messages`` to a branch on this machine::
+
+    from cyme.actors.messages import CreateApp
+    from cyme.actors.system import BranchClient
+
+    with BranchClient(admin_port=18000) as branch:
+        app = branch.ask(CreateApp(name="foo"))      # -> AppInfo
+
+Each handle is private to the thread that created it (Thespian handles are not
+thread-safe); replies are matched to requests by ``request_id`` so a late reply to a
+timed-out request is skipped rather than taken for the next answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from thespian.actors import ActorSystem, PoisonMessage
+
+from cyme.actors.internal import Boot
+from cyme.actors.messages import ErrorReply, Reply, Request
+from cyme.config import BranchConfig
+from cyme.errors import ConfigError, InternalError, Timeout, Unavailable, error_from_code
+
+log = logging.getLogger(__name__)
+
+SYSTEM_BASE = "multiprocTCPBase"
+BRANCH_CLASS = "cyme.actors.branch.Branch"
+BRANCH_GLOBAL_NAME = "cyme-branch"
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True if something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def log_definitions(config: BranchConfig) -> dict[str, Any]:
+    """Thespian logDefs: actor log records go to the branch's log file (or stderr)."""
+    handler: dict[str, Any] = {"class": "logging.StreamHandler", "formatter": "cyme"}
+    if config.logfile:
+        handler = {"class": "logging.FileHandler", "filename": config.logfile, "formatter": "cyme"}
+    handler["level"] = config.loglevel
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"cyme": {"format": "[%(asctime)s: %(levelname)s/%(name)s] %(message)s"}},
+        "handlers": {"main": handler},
+        "root": {"handlers": ["main"], "level": config.loglevel},
+    }
+
+
+def start_system(config: BranchConfig) -> ActorSystem:
+    """Start this branch's actor system and boot its Branch actor; returns the handle."""
+    if port_in_use(config.admin_port):
+        raise ConfigError(
+            f"admin port {config.admin_port} is already in use (another branch?); choose --admin-port"
+        )
+    os.environ.setdefault("THESPLOG_FILE", str(config.root / "thespian.log"))
+    os.environ.setdefault("THESPLOG_THRESHOLD", "WARNING")
+    system = ActorSystem(
+        SYSTEM_BASE,
+        {"Admin Port": config.admin_port, "cyme.branch": config.branch_id},
+        logDefs=log_definitions(config),
+    )
+    try:
+        branch = system.createActor(BRANCH_CLASS, globalName=BRANCH_GLOBAL_NAME)
+        reply = system.ask(branch, Boot(config), timedelta(seconds=30))
+        if not isinstance(reply, Reply):
+            raise Unavailable(f"branch actor did not boot: {reply!r}")
+    except BaseException:
+        system.shutdown()
+        raise
+    return system
+
+
+class BranchClient:
+    """A connection from this process to the Branch actor on *admin_port* of this machine."""
+
+    def __init__(self, admin_port: int, timeout: float = 90.0) -> None:
+        self.admin_port = admin_port
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _handle(self) -> tuple[ActorSystem, Any]:
+        handle = getattr(self._local, "handle", None)
+        if handle is None:
+            # Without this probe, Thespian would silently start a new, empty admin here.
+            if not port_in_use(self.admin_port):
+                raise Unavailable(f"no branch is running (admin port {self.admin_port} is closed)")
+            system = ActorSystem(SYSTEM_BASE, {"Admin Port": self.admin_port}, transientUnique=True)
+            branch = system.createActor(BRANCH_CLASS, globalName=BRANCH_GLOBAL_NAME)
+            handle = self._local.handle = (system, branch)
+        return handle
+
+    def ask(self, request: Request, timeout: float | None = None) -> Any:
+        """Send *request* to the branch and return its reply value, or raise a CymeError."""
+        system, branch = self._handle()
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        system.tell(branch, request)
+        while True:
+            remaining = deadline - time.monotonic()
+            reply = system.listen(timedelta(seconds=max(remaining, 0.001))) if remaining > 0 else None
+            if reply is None:
+                self._drop_if_admin_gone()
+                raise Timeout(f"the branch did not answer {type(request).__name__} within {timeout:.0f}s")
+            if isinstance(reply, PoisonMessage):
+                raise InternalError("the branch could not process the request; see its log")
+            if getattr(reply, "request_id", None) != request.request_id:
+                log.debug("skipping stale reply %r", reply)
+                continue
+            if isinstance(reply, ErrorReply):
+                raise error_from_code(reply.code, reply.message)
+            return reply.value
+
+    def _drop_if_admin_gone(self) -> None:
+        if not port_in_use(self.admin_port):
+            self.close()
+
+    def close(self) -> None:
+        handle = getattr(self._local, "handle", None)
+        if handle is not None:
+            self._local.handle = None
+            # Close only this endpoint: shutdown() on any handle stops the whole actor system.
+            handle[0]._systemBase.transport.close()
+
+    def __enter__(self) -> BranchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

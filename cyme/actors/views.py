@@ -1,0 +1,40 @@
+"""Building the public value types (``*Info``) from the stored models."""
+
+from __future__ import annotations
+
+from cyme.actors.messages import AppInfo, InstanceInfo, QueueInfo
+from cyme.broker import url as broker_url
+from cyme.models import App, Instance, Queue, WorkerState
+
+
+def effective_broker(broker: str | None, app: App, default: str) -> str:
+    """The broker an instance uses: its own, else its app's, else the branch default."""
+    return broker or app.broker or default
+
+
+def app_info(app: App, default_broker: str) -> AppInfo:
+    names = tuple(i.name for i in Instance.select(Instance.name).where(Instance.app == app.name))
+    return AppInfo(app.name, broker_url.describe(app.broker or default_broker), names)
+
+
+def queue_info(queue: Queue) -> QueueInfo:
+    return QueueInfo(queue.name, queue.exchange, queue.exchange_type, queue.routing_key, queue.options)
+
+
+def instance_info(instance: Instance, default_broker: str) -> InstanceInfo:
+    state = WorkerState.get_or_none(WorkerState.name == instance.name)
+    app = App.get_by_id(instance.app_id)
+    return InstanceInfo(
+        name=instance.name,
+        app=instance.app_id,
+        branch=instance.branch,
+        is_enabled=instance.is_enabled,
+        queues=tuple(instance.queues),
+        broker=broker_url.describe(effective_broker(instance.broker, app, default_broker)),
+        max_concurrency=instance.max_concurrency,
+        min_concurrency=instance.min_concurrency,
+        status=state.status if state else "starting",
+        pid=state.pid if state else None,
+        restarts=state.restarts if state else 0,
+        last_error=state.last_error if state else None,
+    )

@@ -1,0 +1,1 @@
+"""Brokers: URL handling and the private embedded default broker."""

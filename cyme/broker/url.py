@@ -1,0 +1,63 @@
+"""Broker URLs: building one from the guide's parameters and describing one safely."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from kombu import Connection
+
+from cyme.errors import InvalidRequest
+
+MASK = "****"
+SUPPORTED_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "redis+socket", "memory")
+
+
+def from_params(
+    hostname: str,
+    port: int | None = None,
+    userid: str | None = None,
+    password: str | None = None,
+    virtual_host: str | None = None,
+    transport: str = "amqp",
+) -> str:
+    """Build a broker URL from the guide's ``hostname``/``port``/``userid``... parameters."""
+    if transport not in SUPPORTED_SCHEMES:
+        raise InvalidRequest(f"unsupported broker transport {transport!r}")
+    auth = ""
+    if userid or password:
+        auth = quote(userid or "", safe="") + (":" + quote(password, safe="") if password else "")
+        auth += "@"
+    netloc = hostname + (f":{int(port)}" if port else "")
+    vhost = quote(virtual_host, safe="") if virtual_host not in (None, "") else ""
+    return check(f"{transport}://{auth}{netloc}/{vhost}")
+
+
+def check(url: str) -> str:
+    """Return *url* if kombu can parse it as a broker URL, else raise InvalidRequest."""
+    scheme = url.partition("://")[0]
+    if "://" not in url or scheme not in SUPPORTED_SCHEMES:
+        raise InvalidRequest(
+            f"broker URL must start with one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
+        )
+    try:
+        Connection(url).info()
+    except Exception:
+        raise InvalidRequest("broker URL could not be parsed") from None
+    return url
+
+
+def describe(url: str) -> dict[str, Any]:
+    """The guide's broker mapping for *url*, with the password masked, never echoed."""
+    info = Connection(url).info()
+    if "+socket://" in url:
+        info.update(hostname=url.partition("://")[2], port=None, virtual_host=None)
+    return {
+        "url": Connection(url).as_uri(mask=MASK),
+        "transport": url.partition("://")[0],
+        "hostname": info.get("hostname") or "",
+        "port": info.get("port"),
+        "userid": info.get("userid"),
+        "password": MASK if info.get("password") else None,
+        "virtual_host": info.get("virtual_host"),
+    }

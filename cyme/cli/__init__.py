@@ -1,0 +1,1 @@
+"""Command-line programs: ``cyme-branch`` (the service) and ``cyme`` (the client)."""

@@ -1,0 +1,108 @@
+"""Typed settings of a branch and of its HTTP front, with their defaults.
+
+Every setting can come from a command-line flag or a ``CYME_*`` environment variable
+(the flag wins). Nothing here is read at import time: ``BranchConfig.from_env()`` and the
+CLI build a config when a process starts, and the config is handed on explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from cyme import names
+from cyme.errors import ConfigError
+
+DEFAULT_HTTP_PORT = 8000
+#: The admin (actor system) port defaults to the HTTP port plus this offset, so that
+#: several branches on one machine need only distinct HTTP ports.
+ADMIN_PORT_OFFSET = 10000
+DEFAULT_ROOT = "instances/"
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Parse ``[addr]:port`` (or a bare port) into (host, port); host defaults to 127.0.0.1."""
+    host, _, port = value.rpartition(":") if ":" in value else ("", "", value)
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"invalid listen address {value!r}: port must be a number") from None
+    if not 0 < number < 65536:
+        raise ConfigError(f"invalid listen address {value!r}: port out of range")
+    return host, number
+
+
+def default_branch_id(port: int) -> str:
+    """A branch id unique per machine and HTTP port, e.g. ``myhost-8000``."""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"{host.strip('-') or 'branch'}-{port}"
+
+
+@dataclass(frozen=True)
+class BranchConfig:
+    """Everything a branch needs to run; picklable, so actors receive it in a message."""
+
+    branch_id: str
+    http_host: str = "127.0.0.1"
+    http_port: int = DEFAULT_HTTP_PORT
+    root: Path = field(default_factory=lambda: Path(DEFAULT_ROOT).resolve())
+    broker: str | None = None
+    db: str | None = None
+    without_http: bool = False
+    loglevel: str = "INFO"
+    logfile: str | None = None
+    admin_port: int = DEFAULT_HTTP_PORT + ADMIN_PORT_OFFSET
+    http_workers: int = 2
+    sup_interval: float = 5.0
+    start_timeout: float = 30.0
+    stop_timeout: float = 10.0
+    keep_workers: bool = False
+    max_body: int = DEFAULT_MAX_BODY
+
+    @property
+    def db_url(self) -> str:
+        """The peewee database URL: ``--db`` or SQLite under the root."""
+        return self.db or f"sqlite:///{self.root / 'cyme.db'}"
+
+    def with_broker(self, broker: str) -> BranchConfig:
+        """A copy whose default broker is *broker* (set once the embedded broker runs)."""
+        return replace(self, broker=broker)
+
+    def validate(self) -> BranchConfig:
+        """Return self if consistent, else raise ConfigError."""
+        try:
+            names.branch_id(self.branch_id)
+        except Exception as exc:
+            raise ConfigError(f"invalid branch id: {exc}") from None
+        if self.admin_port == self.http_port:
+            raise ConfigError("the admin port must differ from the HTTP port")
+        if self.sup_interval <= 0 or self.start_timeout <= 0:
+            raise ConfigError("intervals and timeouts must be positive")
+        return self
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """What the HTTP front (a gunicorn worker) needs to reach its branch."""
+
+    admin_port: int = DEFAULT_HTTP_PORT + ADMIN_PORT_OFFSET
+    ask_timeout: float = 90.0
+    max_body: int = DEFAULT_MAX_BODY
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
+        """Read ``CYME_ADMIN_PORT``, ``CYME_ASK_TIMEOUT`` and ``CYME_MAX_BODY``."""
+        env = os.environ if env is None else env
+        try:
+            return cls(
+                admin_port=int(env.get("CYME_ADMIN_PORT", cls.admin_port)),
+                ask_timeout=float(env.get("CYME_ASK_TIMEOUT", cls.ask_timeout)),
+                max_body=int(env.get("CYME_MAX_BODY", cls.max_body)),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid CYME_* setting: {exc}") from None

@@ -1,0 +1,8 @@
+"""The branch's stored state (peewee): apps, queue declarations, instances, worker state."""
+
+from cyme.models.app import App
+from cyme.models.db import bind, database, migrate
+from cyme.models.instance import Instance, WorkerState
+from cyme.models.queue import Queue
+
+__all__ = ["App", "Instance", "Queue", "WorkerState", "bind", "database", "migrate"]

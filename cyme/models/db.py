@@ -1,0 +1,63 @@
+"""The database handle, bound once per process at start-up, and the schema migrations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import peewee
+from playhouse.db_url import connect
+
+log = logging.getLogger(__name__)
+
+#: Every model uses this proxy; ``bind()`` points it at a real database when a process starts.
+database = peewee.DatabaseProxy()
+
+
+class BaseModel(peewee.Model):
+    """Base of every cyme table."""
+
+    class Meta:
+        database = database
+
+
+class SchemaVersion(BaseModel):
+    """The schema version applied to this database (one row)."""
+
+    version = peewee.IntegerField()
+
+
+def bind(url: str) -> peewee.Database:
+    """Connect the proxy to the database at *url* (any peewee URL) and migrate it."""
+    pragmas = {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1}
+    db = connect(url, pragmas=pragmas) if url.startswith("sqlite") else connect(url)
+    database.initialize(db)
+    migrate()
+    return db
+
+
+def _initial(db: peewee.Database) -> None:
+    from cyme.models.app import App
+    from cyme.models.instance import Instance, WorkerState
+    from cyme.models.queue import Queue
+
+    db.create_tables([App, Queue, Instance, WorkerState])
+
+
+#: Ordered migrations; the list index + 1 is the schema version each one produces.
+MIGRATIONS: list[Callable[[peewee.Database], None]] = [_initial]
+
+
+def migrate() -> None:
+    """Bring the bound database up to the latest schema version (idempotent, safe to race)."""
+    db = database.obj
+    with db.atomic():
+        db.create_tables([SchemaVersion], safe=True)
+        row = SchemaVersion.select().first()
+        current = row.version if row else 0
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(db)
+            log.info("database migrated to schema version %d", version)
+        if current < len(MIGRATIONS):
+            SchemaVersion.delete().execute()
+            SchemaVersion.create(version=len(MIGRATIONS))

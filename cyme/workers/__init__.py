@@ -1,0 +1,1 @@
+"""Worker processes: what they run, how they are started, and how they are controlled."""
