@@ -84,6 +84,24 @@ def start_system(config: BranchConfig) -> ActorSystem:
     return system
 
 
+def reply_id(reply: Any) -> str | None:
+    """The request id a reply answers (a PoisonMessage carries the request it failed on)."""
+    if isinstance(reply, PoisonMessage):
+        reply = reply.poisonMessage
+    return getattr(reply, "request_id", None)
+
+
+def unwrap(reply: Any) -> Any:
+    """The value of a reply, or the CymeError an error reply stands for."""
+    if isinstance(reply, Reply):
+        return reply.value
+    if isinstance(reply, ErrorReply):
+        raise error_from_code(reply.code, reply.message)
+    if isinstance(reply, PoisonMessage):
+        raise InternalError("the branch could not process the request; see its log")
+    raise InternalError(f"unexpected reply of type {type(reply).__name__}")
+
+
 class BranchClient:
     """A connection from this process to the Branch actor on *admin_port* of this machine."""
 
@@ -115,14 +133,10 @@ class BranchClient:
             if reply is None:
                 self._drop_if_admin_gone()
                 raise Timeout(f"the branch did not answer {type(request).__name__} within {timeout:.0f}s")
-            if isinstance(reply, PoisonMessage):
-                raise InternalError("the branch could not process the request; see its log")
-            if getattr(reply, "request_id", None) != request.request_id:
+            if reply_id(reply) != request.request_id:
                 log.debug("skipping stale reply %r", reply)
                 continue
-            if isinstance(reply, ErrorReply):
-                raise error_from_code(reply.code, reply.message)
-            return reply.value
+            return unwrap(reply)
 
     def _drop_if_admin_gone(self) -> None:
         if not port_in_use(self.admin_port):
