@@ -14,6 +14,7 @@ import falcon
 
 from cyme.actors.system import BranchClient
 from cyme.config import HttpSettings
+from cyme.errors import InvalidRequest
 from cyme.http import errors
 from cyme.http.apps import AppCollection, AppItem
 from cyme.http.instances import (
@@ -29,9 +30,18 @@ from cyme.http.queues import QueueCollection, QueueItem
 from cyme.http.resource import Asker
 
 
+class RefuseEncodedSlashes:
+    """Refuse ``%2F`` in a path: the server decodes it, so ``/..%2Fx/`` would look like ``/../x/``."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI") or ""
+        if "%2f" in raw.partition("?")[0].lower():
+            raise InvalidRequest("names may not contain '/' (found an encoded slash in the path)")
+
+
 def create_app(branch: Asker, settings: HttpSettings) -> falcon.App:
     """The WSGI app serving the cyme API by asking *branch*."""
-    app = falcon.App(cors_enable=False)
+    app = falcon.App(middleware=[RefuseEncodedSlashes()], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
