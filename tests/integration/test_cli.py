@@ -134,3 +134,34 @@ def test_procfile_runs_branch_and_web_as_separate_processes(tmp_path: Path) -> N
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=60)[0].decode(errors="replace")
     assert not pid_alive(pid), output
+
+
+def cyme(branch: BranchProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cyme.cli.client", "--url", branch.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cyme_command_line_client_drives_the_api(embedded_branch: BranchProcess) -> None:
+    import json
+
+    assert cyme(embedded_branch, "apps", "add", "clientapp").returncode == 0
+    assert cyme(embedded_branch, "queues", "clientapp", "add", "jobs").returncode == 0
+    added = cyme(embedded_branch, "instances", "clientapp", "add", "cli-worker", "--max", "2")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["status"] == "online"
+    assert json.loads(cyme(embedded_branch, "consume", "clientapp", "cli-worker", "jobs").stdout)[
+        "queues"
+    ] == ["jobs"]
+    scaled = json.loads(cyme(embedded_branch, "autoscale", "clientapp", "cli-worker", "--max", "3").stdout)
+    assert scaled["max"] == 3
+    stats = json.loads(cyme(embedded_branch, "stats", "clientapp", "cli-worker").stdout)
+    assert stats["stats"]["autoscaler"]["max"] == 3
+    missing = cyme(embedded_branch, "instances", "clientapp", "show", "nobody")
+    assert missing.returncode == 66 and "nobody" in missing.stderr and "Traceback" not in missing.stderr
+    assert cyme(embedded_branch, "cancel", "clientapp", "cli-worker", "jobs").returncode == 0
+    assert cyme(embedded_branch, "instances", "clientapp", "delete", "cli-worker").returncode == 0
+    assert json.loads(cyme(embedded_branch, "instances", "clientapp").stdout) == []

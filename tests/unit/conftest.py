@@ -23,7 +23,9 @@ class LocalBranch:
 
     def __init__(self, root: Path) -> None:
         self.system = ActorSystem("simpleSystemBase", transientUnique=True)
-        self.config = BranchConfig(branch_id="unit", root=root, broker="memory://", db=f"sqlite:///{root}/u.db")
+        self.config = BranchConfig(
+            branch_id="unit", root=root, broker="memory://", db=f"sqlite:///{root}/u.db"
+        )
         self.branch = self.system.createActor("cyme.actors.branch.Branch")
         self.system.ask(self.branch, Boot(self.config), timedelta(seconds=10))
 

@@ -38,7 +38,9 @@ def test_queue_options_must_be_a_json_object(api: testing.TestClient) -> None:
 
 
 def test_body_over_the_limit_is_413(api: testing.TestClient) -> None:
-    reply = api.simulate_post("/foo/", body="a=" + "x" * 5000, headers={"content-type": "application/x-www-form-urlencoded"})
+    reply = api.simulate_post(
+        "/foo/", body="a=" + "x" * 5000, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert reply.status_code == 413
     assert reply.json["error"]["code"] == "payload_too_large"
     assert api.simulate_get("/foo/").status_code == 404
