@@ -61,8 +61,11 @@ class BranchConfig:
     sup_interval: float = 5.0
     start_timeout: float = 30.0
     stop_timeout: float = 10.0
+    wait_after_broker_revived: float = 30.0
     keep_workers: bool = False
     max_body: int = DEFAULT_MAX_BODY
+    #: Pid of the ``cyme-branch`` process; its actors stop when it is gone (0: not watched).
+    main_pid: int = 0
 
     @property
     def db_url(self) -> str:

@@ -43,6 +43,22 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def worker_pids(nodename: str) -> list[int]:
+    """Pids of the main ``celery worker`` processes running as *nodename* (not pool children)."""
+    matches: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if stat[0] != "Z" and nodename.encode() in args and any(b"celery" in a for a in args):
+            matches[int(entry.name)] = int(stat[1])
+    return sorted(pid for pid, parent in matches.items() if parent not in matches)
+
+
 class BranchProcess:
     """A ``cyme-branch`` started as a user would start it, on loopback ports."""
 
@@ -107,6 +123,25 @@ class BranchProcess:
         code = self.proc.wait(timeout)
         self.http.close()
         return code
+
+    def kill(self) -> None:
+        """kill -9 the cyme-branch process, as a crash would."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def restart(self, timeout: float = 60) -> BranchProcess:
+        """Start the branch again with the same ports and root."""
+        self.http = requests.Session()
+        return self.start(timeout)
+
+    def instance(self, app: str, name: str) -> dict[str, Any]:
+        reply = self.get(f"/{app}/instances/{name}/")
+        assert reply.status_code == 200, reply.text
+        return reply.json()  # type: ignore[no-any-return]
+
+    def log_text(self) -> str:
+        return self.logfile.read_text(errors="replace")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

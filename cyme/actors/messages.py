@@ -65,6 +65,7 @@ class InstanceInfo:
     pid: int | None = None
     restarts: int = 0
     last_error: str | None = None
+    next_attempt: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

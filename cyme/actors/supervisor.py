@@ -22,6 +22,7 @@ from typing import Any
 
 from thespian.actors import ThespianWatch, WakeupMessage, WatchMessage
 
+from cyme import lifeline
 from cyme.actors import views
 from cyme.actors.base import DEFERRED, CymeActor
 from cyme.actors.instance import get_instance
@@ -81,6 +82,28 @@ class Tracked:
 
 
 @dataclass
+class BrokerHealth:
+    """Whether a broker is reachable, and since when (to pause and resume checks)."""
+
+    down_since: float | None = None
+    revived_at: float | None = None
+    failures: int = 0
+    next_probe: float = 0.0
+
+    def failed(self, now: float) -> None:
+        if self.down_since is None:
+            self.down_since = now
+        self.failures += 1
+        self.next_probe = now + min(2.0**self.failures, 30.0)
+
+    def revived(self, now: float) -> None:
+        self.down_since, self.failures, self.revived_at = None, 0, now
+
+    def judgeable(self, now: float, wait: float) -> bool:
+        return self.down_since is None and (self.revived_at is None or now - self.revived_at >= wait)
+
+
+@dataclass
 class Pending:
     """A caller waiting for instance *name* to be ready (or gone) before *deadline*."""
 
@@ -98,9 +121,12 @@ class Supervisor(CymeActor):
         self.tracked: dict[str, Tracked] = {}
         self.pending: list[Pending] = []
         self.controllers: dict[str, Controller] = {}
+        self.brokers: dict[str, BrokerHealth] = {}
         self.next_full = 0.0
         self.wakeup_due: float | None = None
         self.shutting_down: Pending | None = None
+        self.closing = False  # set once the branch stops: nothing is started any more
+        self.main_fd: int | None = None
         self.handlers.update(
             {
                 Apply: self.on_apply,
@@ -114,6 +140,8 @@ class Supervisor(CymeActor):
     # ------------------------------------------------------------------ lifecycle
 
     def configured(self) -> None:
+        assert self.config is not None
+        self.main_fd = process.open_pidfd(self.config.main_pid) if self.config.main_pid else None
         self.adopt()
         self.reconcile_all()
         self.schedule()
@@ -143,12 +171,30 @@ class Supervisor(CymeActor):
                 log.warning("{Supervisor} %s worker pid %d has no instance: stopping it", name, pid)
                 self.stop(tracked)
 
+    def orphaned(self) -> None:
+        """cyme-branch died without stopping us: end this actor system, leave the workers."""
+        assert self.config is not None
+        log.error(
+            "{Supervisor} cyme-branch (pid %d) is gone: stopping its actor system; "
+            "%d worker(s) keep running for the next run to adopt",
+            self.config.main_pid, sum(t.alive for t in self.tracked.values()),
+        )  # fmt: skip
+        if self.main_fd is not None:
+            os.close(self.main_fd)
+            self.main_fd = None
+        self.closing = True
+        self.pending.clear()
+        self.tracked.clear()
+        lifeline.shutdown_actor_system_later(self.config.admin_port)
+
     def on_exit(self) -> None:
         for controller in self.controllers.values():
             controller.close()
 
     def after_message(self) -> Any:
         fds = [t.pidfd for t in self.tracked.values() if t.pidfd is not None]
+        if self.main_fd is not None:
+            fds.append(self.main_fd)
         return ThespianWatch(fds) if fds else None
 
     # ------------------------------------------------------------------ requests
@@ -170,13 +216,13 @@ class Supervisor(CymeActor):
         tracked = self.tracked.get(instance.name)
         stats = None
         if tracked is not None and tracked.status is Status.ONLINE:
-            controller = self.controller(tracked.spec.broker)
-            stats = self.safely(controller.stats, tracked.spec.nodename, 2.0)
+            stats = self.call(tracked.spec.broker, "stats", tracked.spec.nodename, 2.0)
         return {"instance": info.to_json(), "stats": stats}
 
     def on_stop_branch(self, msg: StopBranch, sender: Any) -> Any:
         assert self.config is not None
         self.pending.clear()
+        self.closing = True
         if msg.keep_workers:
             log.warning("{Supervisor} branch stopping; leaving %d worker(s) running", len(self.tracked))
             self.tracked.clear()
@@ -197,6 +243,9 @@ class Supervisor(CymeActor):
         return DEFERRED
 
     def on_watch(self, msg: WatchMessage, sender: Any) -> Any:
+        if self.main_fd is not None and self.main_fd in msg.ready:
+            self.orphaned()
+            return DEFERRED
         for tracked in list(self.tracked.values()):
             if tracked.pidfd is not None and tracked.pidfd in msg.ready:
                 self.exited(tracked)
@@ -246,7 +295,7 @@ class Supervisor(CymeActor):
 
     def reconcile(self, name: str) -> None:
         """Make instance *name*'s worker match the model, as far as can be done now."""
-        if self.shutting_down is not None:
+        if self.closing:
             return
         spec = self.desired(name)
         tracked = self.tracked.get(name)
@@ -315,6 +364,9 @@ class Supervisor(CymeActor):
                 return  # pidfd said readable but the process still runs: check again later
         if tracked.pidfd is not None:
             os.close(tracked.pidfd)
+        if tracked.pid is not None:
+            # Pool children of a worker that died hard would linger as orphans: end its group.
+            process.signal_group(tracked.pid, signal.SIGKILL)
         was = tracked.status
         tracked.pid, tracked.proc, tracked.pidfd = None, None, None
         if was is Status.STOPPING:
@@ -348,44 +400,71 @@ class Supervisor(CymeActor):
             self.controllers[broker] = Controller(broker)
         return self.controllers[broker]
 
-    def safely(self, call: Any, *args: Any) -> Any:
-        """Run a broadcast; a broker that cannot be reached yields None, not an exception."""
-        try:
-            return call(*args)
-        except Exception as exc:  # kombu/redis/amqp each raise their own connection errors
-            log.warning("{Supervisor} broker unreachable during %s: %s", call.__name__, exc)
-            return None
+    def health(self, broker: str) -> BrokerHealth:
+        return self.brokers.setdefault(broker, BrokerHealth())
 
-    def ping(self, workers: list[Tracked]) -> set[str] | None:
-        """Nodes of *workers* that answer a ping (None if a broker could not be reached)."""
+    def call(self, broker: str, method: str, *args: Any) -> Any:
+        """A broadcast on *broker*; None if the broker is (or just went) unreachable.
+
+        While a broker is down it is only retried with backoff, so the supervisor never
+        stalls on it and never blames its workers for not answering.
+        """
+        health = self.health(broker)
+        now = time.monotonic()
+        if health.down_since is not None and now < health.next_probe:
+            return None
+        try:
+            result = getattr(self.controller(broker), method)(*args)
+        except Exception as exc:  # kombu, redis and amqp each raise their own connection errors
+            health.failed(now)
+            log.warning(
+                "{Supervisor} broker %s unreachable (%s); pausing checks of its workers, retry in %.0fs",
+                self.controller(broker).safe_url, type(exc).__name__, health.next_probe - now,
+            )  # fmt: skip
+            return None
+        if health.down_since is not None:
+            health.revived(now)
+            log.warning(
+                "{Supervisor} broker %s revived; judging its workers again in %.0fs",
+                self.controller(broker).safe_url, self.wait_after_revival,
+            )  # fmt: skip
+        return result
+
+    @property
+    def wait_after_revival(self) -> float:
+        assert self.config is not None
+        return self.config.wait_after_broker_revived
+
+    def judgeable(self, broker: str) -> bool:
+        """May workers on *broker* be blamed for not answering? (not while it is down or reviving)"""
+        return self.health(broker).judgeable(time.monotonic(), self.wait_after_revival)
+
+    def ping(self, workers: list[Tracked]) -> set[str]:
+        """Nodes of *workers* that answered a ping (one broadcast per broker)."""
         answered: set[str] = set()
         by_broker: dict[str, list[Tracked]] = {}
         for tracked in workers:
             by_broker.setdefault(tracked.spec.broker, []).append(tracked)
         for broker, group in by_broker.items():
-            nodes = [t.spec.nodename for t in group]
-            replied = self.safely(self.controller(broker).ping, nodes, PING_TIMEOUT)
-            if replied is None:
-                return None
-            answered |= replied
+            answered |= self.call(broker, "ping", [t.spec.nodename for t in group], PING_TIMEOUT) or set()
         return answered
 
     def sync(self, tracked: Tracked) -> None:
         """Send add/cancel_consumer and autoscale until the worker matches its spec."""
         spec, node = tracked.spec, tracked.spec.nodename
-        controller = self.controller(spec.broker)
         want = {spec.direct_queue} | {q["name"] for q in spec.queues}
         declared = {q["name"]: q for q in spec.queues}
         declared[spec.direct_queue] = {"name": spec.direct_queue}
         deadline = time.monotonic() + 2.0
         while True:
-            have = self.safely(controller.active_queues, node, PING_TIMEOUT)
-            stats = self.safely(controller.stats, node, PING_TIMEOUT)
+            have = self.call(spec.broker, "active_queues", node, PING_TIMEOUT)
+            stats = self.call(spec.broker, "stats", node, PING_TIMEOUT) if have is not None else None
             if have is None or stats is None:
                 tracked.in_sync = False
                 return
             scaler = stats.get("autoscaler") or {}
-            scale_ok = (scaler.get("max"), scaler.get("min")) == (spec.max_concurrency, spec.min_concurrency)
+            bounds = (spec.max_concurrency, spec.min_concurrency)
+            scale_ok = (scaler.get("max"), scaler.get("min")) == bounds
             if set(have) == want and scale_ok:
                 tracked.in_sync = True
                 return
@@ -394,16 +473,13 @@ class Supervisor(CymeActor):
                 return
             for queue in sorted(want - set(have)):
                 log.warning("{Supervisor} %s: instance.consume_from: %s", tracked.name, queue)
-                self.safely(controller.add_consumer, node, declared[queue])
+                self.call(spec.broker, "add_consumer", node, declared[queue])
             for queue in sorted(set(have) - want):
                 log.warning("{Supervisor} %s: instance.cancel_consume: %s", tracked.name, queue)
-                self.safely(controller.cancel_consumer, node, queue)
+                self.call(spec.broker, "cancel_consumer", node, queue)
             if not scale_ok:
-                log.warning(
-                    "{Supervisor} %s: instance.autoscale: max=%d min=%d",
-                    tracked.name, spec.max_concurrency, spec.min_concurrency,
-                )  # fmt: skip
-                self.safely(controller.autoscale, node, spec.max_concurrency, spec.min_concurrency)
+                log.warning("{Supervisor} %s: instance.autoscale: max=%d min=%d", tracked.name, *bounds)
+                self.call(spec.broker, "autoscale", node, *bounds)
             time.sleep(0.05)
 
     def tick(self) -> None:
@@ -411,7 +487,7 @@ class Supervisor(CymeActor):
         assert self.config is not None
         now = time.monotonic()
         for tracked in list(self.tracked.values()):
-            if tracked.alive and not process.is_worker(tracked.pid or 0, tracked.spec.nodename or ""):
+            if tracked.alive and not process.is_worker(tracked.pid or 0, tracked.spec.nodename):
                 if tracked.proc is None or tracked.proc.poll() is not None:
                     self.exited(tracked)
             elif tracked.status is Status.STOPPING and now - tracked.since > self.config.stop_timeout:
@@ -420,14 +496,17 @@ class Supervisor(CymeActor):
         if starting:
             answered = self.ping(starting)
             for tracked in starting:
-                if answered is not None and tracked.spec.nodename in answered:
+                if tracked.spec.nodename in answered:
                     log.warning("{Supervisor} %s successfully started (pid %s)", tracked.name, tracked.pid)
                     tracked.last_error = None
                     self.set_status(tracked, Status.ONLINE)
                     self.sync(tracked)
                 elif now - tracked.since > self.config.start_timeout:
-                    tracked.last_error = f"no answer to ping within {self.config.start_timeout:.0f}s of start"
-                    self.kill(tracked, tracked.last_error)
+                    if self.judgeable(tracked.spec.broker):
+                        tracked.last_error = f"no answer to ping within {self.config.start_timeout:.0f}s"
+                        self.kill(tracked, tracked.last_error)
+                    else:
+                        tracked.last_error = "waiting for its broker to be reachable"
         for tracked in list(self.tracked.values()):
             if tracked.status is Status.BACKOFF and now >= tracked.next_attempt:
                 self.reconcile(tracked.name)
@@ -437,16 +516,17 @@ class Supervisor(CymeActor):
         self.answer_waiters()
 
     def full_check(self, now: float) -> None:
+        """Ping every online worker; restart those that stopped answering; reconcile all."""
         online = [t for t in self.tracked.values() if t.status is Status.ONLINE]
-        answered = self.ping(online) if online else set()
+        answered = self.ping(online)
         for tracked in online:
-            if answered is None:
-                break  # broker unreachable: a worker that cannot answer is not judged
             if tracked.spec.nodename in answered:
                 tracked.missed = 0
                 if now - tracked.since > STABLE_AFTER:
                     tracked.failures = 0
                 continue
+            if not self.judgeable(tracked.spec.broker):
+                continue  # its broker is down or just came back: the worker is not to blame
             tracked.missed += 1
             log.warning("{Supervisor} %s missed ping %d/%d", tracked.name, tracked.missed, MAX_MISSED_PINGS)
             if tracked.missed >= MAX_MISSED_PINGS:

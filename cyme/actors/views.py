@@ -37,4 +37,5 @@ def instance_info(instance: Instance, default_broker: str) -> InstanceInfo:
         pid=state.pid if state else None,
         restarts=state.restarts if state else 0,
         last_error=state.last_error if state else None,
+        next_attempt=state.next_attempt.isoformat() + "Z" if state and state.next_attempt else None,
     )

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from cyme import lifeline
 from cyme.actors.internal import StopBranch
 from cyme.actors.system import BranchClient, port_in_use, start_system
 from cyme.broker.embedded import EmbeddedBroker
@@ -111,6 +112,13 @@ def parser() -> argparse.ArgumentParser:
         help="seconds a sync request waits for a worker to answer (default 30) [CYME_START_TIMEOUT]",
     )
     parse.add_argument(
+        "--wait-after-broker-revived",
+        type=float,
+        default=float(env("WAIT_AFTER_BROKER_REVIVED", "30") or 30),
+        help="seconds to give workers to reconnect after their broker returns before judging "
+        "them (default 30) [CYME_WAIT_AFTER_BROKER_REVIVED]",
+    )
+    parse.add_argument(
         "--keep-workers",
         action="store_true",
         default=env_flag("KEEP_WORKERS"),
@@ -136,6 +144,8 @@ def config_from_args(args: argparse.Namespace) -> BranchConfig:
         sup_interval=args.sup_interval,
         start_timeout=args.start_timeout,
         keep_workers=args.keep_workers,
+        wait_after_broker_revived=args.wait_after_broker_revived,
+        main_pid=os.getpid(),
     ).validate()
 
 
@@ -149,6 +159,9 @@ def setup_logging(config: BranchConfig) -> None:
 
 def start_http(config: BranchConfig) -> subprocess.Popen[bytes]:
     """Run the REST API under gunicorn, asking this branch's actor system."""
+    deadline = time.monotonic() + 5  # a crashed predecessor's server may still be closing
+    while port_in_use(config.http_port, config.http_host) and time.monotonic() < deadline:
+        time.sleep(0.1)
     if port_in_use(config.http_port, config.http_host):
         raise ConfigError(f"HTTP port {config.http_host}:{config.http_port} is already in use")
     cmd = [
@@ -161,7 +174,9 @@ def start_http(config: BranchConfig) -> subprocess.Popen[bytes]:
         "--no-control-socket",
     ]  # fmt: skip
     environment = dict(os.environ, CYME_ADMIN_PORT=str(config.admin_port), CYME_MAX_BODY=str(config.max_body))
-    proc = subprocess.Popen(cmd, env=environment, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=environment, stdin=subprocess.DEVNULL, preexec_fn=lifeline.preexec_die_with_parent_term
+    )
     deadline = time.monotonic() + 30
     while not port_in_use(config.http_port, config.http_host):
         if proc.poll() is not None:
@@ -184,9 +199,24 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) ->
         proc.wait(timeout)
 
 
+def claim_root(config: BranchConfig) -> Path:
+    """Record this process as the branch of its root; refuse if another one runs there."""
+    pidfile = config.root / "branch.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        pid, cmdline = 0, b""
+    if pid and pid != os.getpid() and b"cyme" in cmdline:
+        raise ConfigError(f"a branch (pid {pid}) is already running with root {config.root}")
+    pidfile.write_text(str(os.getpid()))
+    return pidfile
+
+
 def run(config: BranchConfig) -> int:
     """Run the branch until SIGTERM/SIGINT; returns an exit code."""
     config.root.mkdir(parents=True, exist_ok=True)
+    pidfile = claim_root(config)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -227,6 +257,7 @@ def run(config: BranchConfig) -> int:
             system.shutdown()
         if broker is not None and not config.keep_workers:
             broker.stop()
+        pidfile.unlink(missing_ok=True)
     log.warning("branch %s stopped", config.branch_id)
     return exitcodes.EX_OK
 

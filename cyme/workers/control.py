@@ -22,6 +22,11 @@ class Controller:
         self.app.conf.broker_connection_retry = False
         self.app.conf.broker_connection_timeout = 2.0
 
+    @property
+    def safe_url(self) -> str:
+        """The broker URL with its password masked, for logs."""
+        return str(self.app.connection_for_write().as_uri(mask="****"))
+
     def _call(self, command: str, nodes: list[str], timeout: float, **arguments: Any) -> dict[str, Any]:
         replies = self.app.control.broadcast(
             command,
