@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cyme import names
 from cyme.errors import ConfigError
+from cyme.urls import UrlPolicy
 
 DEFAULT_HTTP_PORT = 8000
 #: The admin (actor system) port defaults to the HTTP port plus this offset, so that
@@ -64,6 +65,11 @@ class BranchConfig:
     wait_after_broker_revived: float = 30.0
     keep_workers: bool = False
     max_body: int = DEFAULT_MAX_BODY
+    result_backend: str | None = None
+    result_expires: int = 86400
+    url_allow: str | None = None
+    url_deny: str | None = None
+    url_max_body: int = 256 * 1024
     #: Pid of the ``cyme-branch`` process; its actors stop when it is gone (0: not watched).
     main_pid: int = 0
 
@@ -71,6 +77,11 @@ class BranchConfig:
     def db_url(self) -> str:
         """The peewee database URL: ``--db`` or SQLite under the root."""
         return self.db or f"sqlite:///{self.root / 'cyme.db'}"
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        """Which hosts URL tasks may request."""
+        return UrlPolicy.from_strings(self.url_allow, self.url_deny)
 
     def with_broker(self, broker: str) -> BranchConfig:
         """A copy whose default broker is *broker* (set once the embedded broker runs)."""
@@ -96,6 +107,7 @@ class HttpSettings:
     admin_port: int = DEFAULT_HTTP_PORT + ADMIN_PORT_OFFSET
     ask_timeout: float = 90.0
     max_body: int = DEFAULT_MAX_BODY
+    url_max_body: int = 256 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
@@ -106,6 +118,7 @@ class HttpSettings:
                 admin_port=int(env.get("CYME_ADMIN_PORT", cls.admin_port)),
                 ask_timeout=float(env.get("CYME_ASK_TIMEOUT", cls.ask_timeout)),
                 max_body=int(env.get("CYME_MAX_BODY", cls.max_body)),
+                url_max_body=int(env.get("CYME_URL_MAX_BODY", cls.url_max_body)),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid CYME_* setting: {exc}") from None

@@ -31,6 +31,12 @@ class NotFound(CymeError):
     code = "not_found"
 
 
+class Forbidden(CymeError):
+    """Raised when a request is refused by policy (e.g. a URL task to a denied host)."""
+
+    code = "forbidden"
+
+
 class AlreadyExists(CymeError):
     """Raised when creating something whose name is taken."""
 
@@ -74,6 +80,7 @@ ERRORS_BY_CODE: dict[str, type[CymeError]] = {
         InvalidRequest,
         PayloadTooLarge,
         NotFound,
+        Forbidden,
         AlreadyExists,
         Conflict,
         Unavailable,

@@ -36,26 +36,28 @@ class AppActor(CymeActor):
             }
         )
 
-    @property
-    def default_broker(self) -> str:
-        assert self.config is not None and self.config.broker is not None
-        return self.config.broker
+    def info(self, app: App) -> AppInfo:
+        assert self.config is not None
+        return views.app_info(app, self.config)
 
     def create(self, msg: CreateApp, sender: Any) -> AppInfo:
         name = names.app_name(msg.name)
-        broker = broker_url.check(msg.broker) if msg.broker else None
+        fields = {
+            "broker": broker_url.check(msg.broker) if msg.broker else None,
+            "backend": broker_url.check_backend(msg.backend) if msg.backend else None,
+        }
         with database.atomic():
-            app, created = App.get_or_create(name=name, defaults={"broker": broker})
-            if not created and app.broker != broker:
-                app.broker = broker
+            app, created = App.get_or_create(name=name, defaults=fields)
+            if not created and (app.broker, app.backend) != (fields["broker"], fields["backend"]):
+                app.broker, app.backend = fields["broker"], fields["backend"]
                 app.save()
-        return views.app_info(app, self.default_broker)
+        return self.info(app)
 
     def get(self, msg: GetApp, sender: Any) -> AppInfo:
-        return views.app_info(get_app(names.app_name(msg.name)), self.default_broker)
+        return self.info(get_app(names.app_name(msg.name)))
 
     def list(self, msg: ListApps, sender: Any) -> list[AppInfo]:
-        return [views.app_info(app, self.default_broker) for app in App.select().order_by(App.name)]
+        return [self.info(app) for app in App.select().order_by(App.name)]
 
     def delete(self, msg: DeleteApp, sender: Any) -> Deleted:
         app = get_app(names.app_name(msg.name))

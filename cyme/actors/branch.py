@@ -32,6 +32,7 @@ from cyme.actors.messages import (
     GetInstance,
     GetQueue,
     GetStats,
+    GetTask,
     ListApps,
     ListBranches,
     ListConsumers,
@@ -39,11 +40,13 @@ from cyme.actors.messages import (
     ListQueues,
     Ping,
     Pong,
+    QueueUrl,
     Request,
     SetAutoscale,
 )
 from cyme.actors.queue import QueueActor
 from cyme.actors.supervisor import Supervisor
+from cyme.actors.tasks import TaskActor
 from cyme.broker import url as broker_url
 from cyme.errors import NotFound
 from cyme.models import Instance, WorkerState
@@ -71,10 +74,18 @@ ROUTES: dict[type[Request], str] = {
     GetAutoscale: "instance",
     SetAutoscale: "instance",
     GetStats: "supervisor",
+    QueueUrl: "tasks",
+    GetTask: "tasks",
     StopBranch: "supervisor",
 }
 
-CHILDREN = {"app": AppActor, "queue": QueueActor, "instance": InstanceActor, "supervisor": Supervisor}
+CHILDREN = {
+    "app": AppActor,
+    "queue": QueueActor,
+    "instance": InstanceActor,
+    "supervisor": Supervisor,
+    "tasks": TaskActor,
+}
 
 
 class Branch(CymeActor):

@@ -30,9 +30,15 @@ class AppInfo:
     name: str
     broker: dict[str, Any]
     instances: tuple[str, ...] = ()
+    backend: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "broker": self.broker, "instances": list(self.instances)}
+        return {
+            "name": self.name,
+            "broker": self.broker,
+            "backend": self.backend,
+            "instances": list(self.instances),
+        }
 
 
 @dataclass(frozen=True)
@@ -162,10 +168,11 @@ class GetBranch(Request):
 
 @dataclass(frozen=True, kw_only=True)
 class CreateApp(Request):
-    """Create or update an app; ``broker`` None means the branch default. -> AppInfo"""
+    """Create or update an app; ``broker``/``backend`` None mean the branch defaults. -> AppInfo"""
 
     name: str
     broker: str | None = None
+    backend: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,3 +325,54 @@ class GetStats(Request):
 
     app: str
     instance: str
+
+
+# --------------------------------------------------------------------------- URL tasks
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A URL task: where it was queued, its state and, once ready, its result or error."""
+
+    uuid: str
+    app: str
+    queue: str
+    method: str
+    url: str
+    state: str
+    ready: bool = False
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueUrl(Request):
+    """Queue an HTTP request for a worker consuming from ``queue`` to perform. -> TaskInfo
+
+    ``query`` is the raw query string to forward, ``body`` the raw body; ``headers`` are
+    the request headers to forward. Timeouts are in seconds; connection errors and
+    429/502/503/504 answers are retried ``retries`` times with exponential backoff.
+    """
+
+    app: str
+    queue: str
+    method: str
+    url: str
+    query: str = ""
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    retries: int = 3
+    retry_delay: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetTask(Request):
+    """The state (and result, once ready) of a URL task. -> TaskInfo"""
+
+    app: str
+    uuid: str

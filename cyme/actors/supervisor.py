@@ -283,7 +283,15 @@ class Supervisor(CymeActor):
             min_concurrency=instance.min_concurrency,
             root=self.config.root,
             loglevel=self.config.loglevel,
+            backend=views.effective_backend(app, self.config),
+            settings=self.worker_settings,
         )
+
+    @property
+    def worker_settings(self) -> tuple[tuple[str, str], ...]:
+        assert self.config is not None
+        settings = {**self.config.url_policy.as_env(), "CYME_RESULT_EXPIRES": str(self.config.result_expires)}
+        return tuple(sorted(settings.items()))
 
     def reconcile_all(self) -> None:
         assert self.config is not None
@@ -308,7 +316,10 @@ class Supervisor(CymeActor):
             return
         if tracked is None:
             tracked = self.tracked[name] = Tracked(name, spec)
-        broker_changed = tracked.alive and tracked.spec.broker != spec.broker
+        broker_changed = tracked.alive and (tracked.spec.broker, tracked.spec.backend) != (
+            spec.broker,
+            spec.backend,
+        )
         tracked.spec = spec
         if broker_changed:
             log.warning("{Supervisor} %s broker changed: restarting", name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cyme.actors.messages import AppInfo, InstanceInfo, QueueInfo
 from cyme.broker import url as broker_url
+from cyme.config import BranchConfig
 from cyme.models import App, Instance, Queue, WorkerState
 
 
@@ -12,9 +13,23 @@ def effective_broker(broker: str | None, app: App, default: str) -> str:
     return broker or app.broker or default
 
 
-def app_info(app: App, default_broker: str) -> AppInfo:
+def effective_backend(app: App, config: BranchConfig) -> str:
+    """Where an app's task results live: its own backend, the branch's, or a sensible default.
+
+    A Redis broker doubles as the result backend; otherwise results are files under the root.
+    """
+    if app.backend or config.result_backend:
+        return str(app.backend or config.result_backend)
+    broker = app.broker or config.broker or ""
+    if broker.startswith(("redis://", "rediss://", "redis+socket://")):
+        return broker
+    return f"file://{config.root / 'results'}"
+
+
+def app_info(app: App, config: BranchConfig) -> AppInfo:
     names = tuple(i.name for i in Instance.select(Instance.name).where(Instance.app == app.name))
-    return AppInfo(app.name, broker_url.describe(app.broker or default_broker), names)
+    broker = broker_url.describe(app.broker or config.broker or "")
+    return AppInfo(app.name, broker, names, broker_url.mask(effective_backend(app, config)))
 
 
 def queue_info(queue: Queue) -> QueueInfo:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from kombu import Connection
 
@@ -45,6 +45,27 @@ def check(url: str) -> str:
     except Exception:
         raise InvalidRequest("broker URL could not be parsed") from None
     return url
+
+
+BACKEND_SCHEMES = ("redis", "rediss", "redis+socket", "file", "db+sqlite", "db+postgresql", "db+mysql")
+
+
+def check_backend(url: str) -> str:
+    """Return *url* if it names a result backend every process of a branch can read."""
+    if url.partition("://")[0] not in BACKEND_SCHEMES or "://" not in url:
+        raise InvalidRequest(
+            f"result backend URL must start with one of {', '.join(s + '://' for s in BACKEND_SCHEMES)}"
+        )
+    return url
+
+
+def mask(url: str) -> str:
+    """*url* with any password replaced by the mask."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def describe(url: str) -> dict[str, Any]:

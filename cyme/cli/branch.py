@@ -119,6 +119,30 @@ def parser() -> argparse.ArgumentParser:
         "them (default 30) [CYME_WAIT_AFTER_BROKER_REVIVED]",
     )
     parse.add_argument(
+        "--result-backend",
+        default=env("RESULT_BACKEND"),
+        help="result backend URL of URL tasks (default: the broker if it is Redis, else files "
+        "under the root) [CYME_RESULT_BACKEND]",
+    )
+    parse.add_argument(
+        "--result-expires",
+        type=int,
+        default=int(env("RESULT_EXPIRES", "86400") or 86400),
+        help="seconds URL task results are kept (default 86400) [CYME_RESULT_EXPIRES]",
+    )
+    parse.add_argument(
+        "--url-allow",
+        default=env("URL_ALLOW"),
+        help="comma-separated hosts (.domain for subdomains) and CIDR networks URL tasks may "
+        "request; empty: any not denied [CYME_URL_ALLOW]",
+    )
+    parse.add_argument(
+        "--url-deny",
+        default=env("URL_DENY"),
+        help="comma-separated hosts and CIDR networks URL tasks may never request (default: "
+        "link-local and cloud metadata addresses) [CYME_URL_DENY]",
+    )
+    parse.add_argument(
         "--keep-workers",
         action="store_true",
         default=env_flag("KEEP_WORKERS"),
@@ -146,6 +170,10 @@ def config_from_args(args: argparse.Namespace) -> BranchConfig:
         keep_workers=args.keep_workers,
         wait_after_broker_revived=args.wait_after_broker_revived,
         main_pid=os.getpid(),
+        result_backend=args.result_backend,
+        result_expires=args.result_expires,
+        url_allow=args.url_allow,
+        url_deny=args.url_deny,
     ).validate()
 
 
@@ -168,12 +196,18 @@ def start_http(config: BranchConfig) -> subprocess.Popen[bytes]:
         sys.executable, "-m", "gunicorn", "cyme.http.app:get_app()",
         "--bind", f"{config.http_host}:{config.http_port}",
         "--workers", str(config.http_workers),
+        "--worker-class", "gthread", "--threads", "4",
         "--timeout", str(int(config.start_timeout * 3) + 30),
         "--log-level", config.loglevel.lower(),
         "--error-logfile", config.logfile or "-",
         "--no-control-socket",
     ]  # fmt: skip
-    environment = dict(os.environ, CYME_ADMIN_PORT=str(config.admin_port), CYME_MAX_BODY=str(config.max_body))
+    environment = dict(
+        os.environ,
+        CYME_ADMIN_PORT=str(config.admin_port),
+        CYME_MAX_BODY=str(config.max_body),
+        CYME_URL_MAX_BODY=str(config.url_max_body),
+    )
     proc = subprocess.Popen(
         cmd, env=environment, stdin=subprocess.DEVNULL, preexec_fn=lifeline.preexec_die_with_parent_term
     )

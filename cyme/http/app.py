@@ -28,14 +28,17 @@ from cyme.http.instances import (
 from cyme.http.misc import BranchCollection, BranchItem, PingResource
 from cyme.http.queues import QueueCollection, QueueItem
 from cyme.http.resource import Asker
+from cyme.http.tasks import TaskResult, TaskState, TaskWait, UrlQueueResource
 
 
 class RefuseEncodedSlashes:
     """Refuse ``%2F`` in a path: the server decodes it, so ``/..%2Fx/`` would look like ``/../x/``."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI") or ""
-        if "%2f" in raw.partition("?")[0].lower():
+        raw = (req.env.get("RAW_URI") or req.env.get("REQUEST_URI") or "").partition("?")[0]
+        if "/queue/" in raw and raw.split("/")[2:3] == ["queue"]:
+            return  # a URL task: the target URL may be percent-encoded as a whole
+        if "%2f" in raw.lower():
             raise InvalidRequest("names may not contain '/' (found an encoded slash in the path)")
 
 
@@ -65,6 +68,12 @@ def create_app(branch: Asker, settings: HttpSettings) -> falcon.App:
         app.add_route(base + "/queues/{queue}", make(ConsumerItem))
         app.add_route(base + "/stats", make(StatsResource))
         app.add_route(base + "/autoscale", make(AutoscaleResource))
+    app.add_route(
+        "/{app}/queue/{queue}/{url:path}", UrlQueueResource(branch, settings.max_body, settings.url_max_body)
+    )
+    app.add_route("/{app}/query/{uuid}/state", make(TaskState))
+    app.add_route("/{app}/query/{uuid}/result", make(TaskResult))
+    app.add_route("/{app}/query/{uuid}/wait", make(TaskWait))
     return app
 
 

@@ -35,7 +35,8 @@ class AppItem(Resource):
                 virtual_host=p.text(values, "virtual_host"),
                 transport=p.text(values, "transport") or "amqp",
             )
-        self.respond(resp, self.ask(CreateApp(name=app, broker=broker)), falcon.HTTP_201)
+        request = CreateApp(name=app, broker=broker, backend=p.text(values, "backend"))
+        self.respond(resp, self.ask(request), falcon.HTTP_201)
 
     on_post = on_put
 

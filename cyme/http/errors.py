@@ -19,6 +19,7 @@ STATUS: dict[type[errors.CymeError], str] = {
     errors.PayloadTooLarge: falcon.HTTP_413,
     errors.InvalidRequest: falcon.HTTP_400,
     errors.NotFound: falcon.HTTP_404,
+    errors.Forbidden: falcon.HTTP_403,
     errors.AlreadyExists: falcon.HTTP_409,
     errors.Conflict: falcon.HTTP_409,
     errors.Unavailable: falcon.HTTP_503,

@@ -4,5 +4,6 @@ from cyme.models.app import App
 from cyme.models.db import bind, database, migrate
 from cyme.models.instance import Instance, WorkerState
 from cyme.models.queue import Queue
+from cyme.models.task import Task
 
-__all__ = ["App", "Instance", "Queue", "WorkerState", "bind", "database", "migrate"]
+__all__ = ["App", "Instance", "Queue", "Task", "WorkerState", "bind", "database", "migrate"]

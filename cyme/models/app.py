@@ -14,4 +14,6 @@ class App(BaseModel):
 
     name = peewee.CharField(primary_key=True, max_length=64)
     broker = peewee.TextField(null=True)
+    #: Result backend URL of the app's tasks (None: derived from the broker; see views).
+    backend = peewee.TextField(null=True)
     created = peewee.DateTimeField(default=datetime.datetime.utcnow)

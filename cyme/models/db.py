@@ -42,10 +42,24 @@ def _initial(db: peewee.Database) -> None:
     from cyme.models.queue import Queue
 
     db.create_tables([App, Queue, Instance, WorkerState])
+    # Tables and columns of later versions are added by their own migrations.
+
+
+def _url_tasks(db: peewee.Database) -> None:
+    """Version 2: result backends per app, and the table of queued URL tasks."""
+    from playhouse import migrate as pm
+
+    from cyme.models.app import App
+    from cyme.models.task import Task
+
+    migrator = pm.SchemaMigrator.from_database(db)
+    if "backend" not in {c.name for c in db.get_columns(App._meta.table_name)}:
+        pm.migrate(migrator.add_column(App._meta.table_name, "backend", App.backend))
+    db.create_tables([Task])
 
 
 #: Ordered migrations; the list index + 1 is the schema version each one produces.
-MIGRATIONS: list[Callable[[peewee.Database], None]] = [_initial]
+MIGRATIONS: list[Callable[[peewee.Database], None]] = [_initial, _url_tasks]
 
 
 def migrate() -> None:

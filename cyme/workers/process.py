@@ -30,6 +30,9 @@ class WorkerSpec:
     min_concurrency: int = 1
     root: Path = field(default_factory=lambda: Path("instances"))
     loglevel: str = "INFO"
+    backend: str = ""
+    #: More ``CYME_*`` settings for the worker (URL policy, result expiry).
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def directory(self) -> Path:
@@ -64,7 +67,9 @@ class WorkerSpec:
             CYME_BROKER_URL=self.broker,
             CYME_QUEUES=json.dumps(list(self.queues)),
             CYME_DIRECT_QUEUE=self.direct_queue,
+            CYME_RESULT_BACKEND=self.backend,
         )
+        env.update(self.settings)
         return env
 
 
