@@ -34,8 +34,11 @@ class Client:
     def request(self, method: str, *segments: str, **params: Any) -> Any:
         path = "/".join(quote(s, safe="") for s in segments)
         query = {k: v for k, v in params.items() if v is not None}
+        return self._send(method, f"{self.url}/{path}/", params=query)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
-            reply = self.session.request(method, f"{self.url}/{path}/", params=query, timeout=self.timeout)
+            reply = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise Unavailable(f"cannot reach {self.url}: {exc.__class__.__name__}") from None
         try:
@@ -131,6 +134,37 @@ class Client:
 
     def cancel(self, app: str, instance: str, queue: str) -> dict[str, Any]:
         return self.request("DELETE", app, "instances", instance, "queues", queue)  # type: ignore[no-any-return]
+
+    # URL tasks
+    def queue_url(
+        self,
+        app: str,
+        queue: str,
+        url: str,
+        method: str = "GET",
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> dict[str, Any]:
+        """Queue *method* *url* (with *data* as its body) on *queue*; returns the task (uuid...)."""
+        options = dict(headers or {})
+        if timeout is not None:
+            options["X-Cyme-Timeout"] = str(timeout)
+        if retries is not None:
+            options["X-Cyme-Retries"] = str(retries)
+        if headers:
+            options["X-Cyme-Forward-Headers"] = ",".join(h for h in headers if h.lower() != "content-type")
+        target = f"{self.url}/{quote(app, safe='')}/queue/{quote(queue, safe='')}/{url}"
+        return self._send(method.upper(), target, data=data, headers=options)  # type: ignore[no-any-return]
+
+    def task(self, app: str, uuid: str) -> dict[str, Any]:
+        """A URL task's state, and its result or error once ready."""
+        return self.request("GET", app, "query", uuid, "result")  # type: ignore[no-any-return]
+
+    def wait(self, app: str, uuid: str, timeout: int = 30) -> dict[str, Any]:
+        """Wait up to *timeout* seconds for a URL task; returns it, ready or not."""
+        return self.request("GET", app, "query", uuid, "wait", timeout=timeout)  # type: ignore[no-any-return]
 
     # branches
     def branches(self) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cyme.cli import exitcodes
@@ -52,6 +53,18 @@ def _queues(client: Client, a: argparse.Namespace) -> Any:
         "delete": lambda: client.delete_queue(a.app, a.name),
     }
     return actions[a.action]()
+
+
+def _queue_url(client: Client, a: argparse.Namespace) -> Any:
+    data: bytes | None = None
+    if a.data is not None:
+        data = Path(a.data[1:]).read_bytes() if a.data.startswith("@") else a.data.encode()
+    headers = dict(h.split(":", 1) for h in a.header if ":" in h)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    if data is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    task = client.queue_url(a.app, a.queue, a.target, a.method, data, headers, a.timeout)
+    return client.wait(a.app, task["uuid"], a.wait) if a.wait else task
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,6 +115,23 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("app")
     stats.add_argument("instance")
     stats.set_defaults(run=lambda c, a: c.stats(a.app, a.instance))
+
+    url = sub.add_parser("queue", help="queue a URL task: a worker on QUEUE makes the request")
+    url.add_argument("app")
+    url.add_argument("queue")
+    url.add_argument("target", metavar="URL", help="the URL the worker will request")
+    url.add_argument("-X", "--method", default="GET")
+    url.add_argument("-d", "--data", help="request body (sent as given; '@file' reads a file)")
+    url.add_argument("-H", "--header", action="append", default=[], help="'Name: value' to forward")
+    url.add_argument("--timeout", type=float, help="the worker's read timeout in seconds")
+    url.add_argument("--wait", type=int, metavar="SECONDS", help="wait this long for the result")
+    url.set_defaults(run=_queue_url)
+
+    task = sub.add_parser("task", help="a URL task's state and result")
+    task.add_argument("app")
+    task.add_argument("uuid")
+    task.add_argument("--wait", type=int, metavar="SECONDS", help="wait this long for it to finish")
+    task.set_defaults(run=lambda c, a: c.wait(a.app, a.uuid, a.wait) if a.wait else c.task(a.app, a.uuid))
 
     sub.add_parser("branches", help="the branches of the cluster").set_defaults(run=lambda c, a: c.branches())
     sub.add_parser("ping", help="is the branch alive?").set_defaults(run=lambda c, a: c.ping())

@@ -193,3 +193,30 @@ def test_a_host_that_resolves_to_a_denied_network_is_refused_by_the_worker(tmp_p
     finally:
         assert branch.stop() == 0
         recorder.close()
+
+
+def test_the_python_client_and_cli_queue_a_url_and_wait(
+    url_app: tuple[BranchProcess, str], recorder: Recorder
+) -> None:
+    import subprocess
+    import sys
+
+    from cyme.client import Client
+
+    branch, app = url_app
+    client = Client(branch.url)
+    task = client.queue_url(app, "web", f"{recorder.url}/client?a=1", method="POST", data={"k": "v"})
+    done = client.wait(app, task["uuid"], timeout=30)
+    assert done["state"] == "SUCCESS" and json.loads(done["result"]["body"]) == {
+        "method": "POST",
+        "query": "a=1",
+        "body": "k=v",
+    }
+    cli = subprocess.run(
+        [sys.executable, "-m", "cyme.cli.client", "--url", branch.url, "queue", app, "web",
+         f"{recorder.url}/cli", "-X", "PUT", "-d", "payload", "--wait", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["result"]["status"] == 200
+    assert recorder.requests_to("/cli")[-1].body == b"payload"
