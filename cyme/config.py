@@ -65,6 +65,12 @@ class BranchConfig:
     wait_after_broker_revived: float = 30.0
     keep_workers: bool = False
     max_body: int = DEFAULT_MAX_BODY
+    #: Address the actor system binds to and advertises (its admin and every actor).
+    admin_addr: str = "127.0.0.1"
+    #: Convention leaders (host:port of their admin ports) to join; empty: lead a new cluster.
+    join: tuple[str, ...] = ()
+    heartbeat: float = 2.0
+    gather_timeout: float = 3.0
     result_backend: str | None = None
     result_expires: int = 86400
     url_allow: str | None = None
@@ -83,6 +89,12 @@ class BranchConfig:
         """Which hosts URL tasks may request."""
         return UrlPolicy.from_strings(self.url_allow, self.url_deny)
 
+    @property
+    def leads(self) -> bool:
+        """True if this branch is a convention leader (no --join, or listed in it)."""
+        me = {f"{self.admin_addr}:{self.admin_port}", f"localhost:{self.admin_port}"}
+        return not self.join or bool(me & set(self.join))
+
     def with_broker(self, broker: str) -> BranchConfig:
         """A copy whose default broker is *broker* (set once the embedded broker runs)."""
         return replace(self, broker=broker)
@@ -97,6 +109,10 @@ class BranchConfig:
             raise ConfigError("the admin port must differ from the HTTP port")
         if self.sup_interval <= 0 or self.start_timeout <= 0:
             raise ConfigError("intervals and timeouts must be positive")
+        for leader in self.join:
+            host, _, port = leader.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"--join takes HOST:PORT[,HOST:PORT], not {leader!r}")
         return self
 
 
@@ -105,6 +121,7 @@ class HttpSettings:
     """What the HTTP front (a gunicorn worker) needs to reach its branch."""
 
     admin_port: int = DEFAULT_HTTP_PORT + ADMIN_PORT_OFFSET
+    admin_addr: str = "127.0.0.1"
     ask_timeout: float = 90.0
     max_body: int = DEFAULT_MAX_BODY
     url_max_body: int = 256 * 1024
@@ -116,6 +133,7 @@ class HttpSettings:
         try:
             return cls(
                 admin_port=int(env.get("CYME_ADMIN_PORT", cls.admin_port)),
+                admin_addr=env.get("CYME_ADMIN_ADDR", cls.admin_addr),
                 ask_timeout=float(env.get("CYME_ASK_TIMEOUT", cls.ask_timeout)),
                 max_body=int(env.get("CYME_MAX_BODY", cls.max_body)),
                 url_max_body=int(env.get("CYME_URL_MAX_BODY", cls.url_max_body)),

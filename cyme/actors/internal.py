@@ -54,3 +54,58 @@ class StopBranch(Request):
     """Stop supervising; stop every worker unless ``keep_workers``. -> Deleted"""
 
     keep_workers: bool = False
+
+
+# ------------------------------------------------------------------ cluster membership
+
+
+@dataclass(frozen=True)
+class Introduce:
+    """To a Liaison on branch *target*: introduce branch *branch_id* at *address* to it."""
+
+    target: str
+    branch_id: str
+    address: Any
+    members: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Introduced:
+    """From a Liaison: branch *branch_id*'s Branch actor is at *address*."""
+
+    branch_id: str
+    address: Any
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Branch *branch_id* is at *address*; it knows *members* (id -> address)."""
+
+    branch_id: str
+    address: Any
+    members: dict[str, Any]
+    snapshot: Any = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Periodic liveness probe between branches, carrying the sender's description."""
+
+    branch_id: str
+    info: Any
+    reply: bool = True
+
+
+@dataclass(frozen=True)
+class Local:
+    """A request from a peer branch, to be answered by this branch alone (never forwarded)."""
+
+    request: Request
+
+
+@dataclass(frozen=True)
+class ConfigSnapshot:
+    """Every app and queue declaration of a branch, for a newcomer to catch up from."""
+
+    apps: tuple[tuple[str, str | None, str | None], ...]
+    queues: tuple[tuple[str, str, str, str, str, Any], ...]

@@ -98,6 +98,23 @@ class BranchInfo:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """A cluster-wide listing; ``missing`` names branches that did not answer in time."""
+
+    items: tuple[Any, ...]
+    missing: tuple[str, ...] = ()
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_json(self) -> list[Any]:
+        return [item.to_json() if hasattr(item, "to_json") else item for item in self.items]
+
+
+@dataclass(frozen=True)
 class Deleted:
     """Reply value of a delete: what was deleted."""
 
@@ -156,7 +173,7 @@ class Ping(Request):
 
 @dataclass(frozen=True, kw_only=True)
 class ListBranches(Request):
-    """Describe the branches of the cluster. -> list[BranchInfo]"""
+    """Describe the live branches of the cluster. -> Listing[BranchInfo]"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,7 +201,7 @@ class GetApp(Request):
 
 @dataclass(frozen=True, kw_only=True)
 class ListApps(Request):
-    """-> list[AppInfo]"""
+    """Apps known to any branch of the cluster. -> Listing[AppInfo]"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,7 +236,7 @@ class GetQueue(Request):
 
 @dataclass(frozen=True, kw_only=True)
 class ListQueues(Request):
-    """-> list[QueueInfo]"""
+    """Queue declarations of an app, from every branch. -> Listing[QueueInfo]"""
 
     app: str
 
@@ -236,11 +253,13 @@ class DeleteQueue(Request):
 class CreateInstance(Request):
     """Create and start an instance (``name`` None: a UUID). -> InstanceInfo
 
+    It is placed on the live branch with the fewest instances, or on ``branch`` if given.
     Unless ``nowait``, the reply comes once the worker answers a ping.
     """
 
     app: str
     name: str | None = None
+    branch: str | None = None
     max_concurrency: int = 1
     min_concurrency: int = 1
     broker: str | None = None
@@ -258,7 +277,7 @@ class GetInstance(Request):
 
 @dataclass(frozen=True, kw_only=True)
 class ListInstances(Request):
-    """-> list[InstanceInfo] (``app`` None: every app)"""
+    """Instances on every branch (``app`` None: every app). -> Listing[InstanceInfo]"""
 
     app: str | None = None
 

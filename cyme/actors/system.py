@@ -60,19 +60,45 @@ def log_definitions(config: BranchConfig) -> dict[str, Any]:
     }
 
 
+def bind_sockets_to(address: str) -> None:
+    """Make Thespian bind its sockets to *address* instead of every interface.
+
+    Thespian listens on all interfaces and has no option for it; the admin port speaks
+    unauthenticated pickles, so it must only be reachable where the operator says. The
+    patch is applied before the actor system starts and is inherited by the admin and
+    every actor, which are forked from this process.
+    """
+    from thespian.system.transport.IPBase import IPActorAddress
+
+    def bind_args(self: Any) -> tuple[tuple[str, int]]:
+        host, port = self.bindname[0], self.bindname[1]
+        return ((address if host in ("", "0.0.0.0") else host, port),)
+
+    IPActorAddress.bindArgs = property(bind_args)
+
+
+def capabilities(config: BranchConfig) -> dict[str, Any]:
+    """The actor system's capabilities: its port, its branch id, the leaders it joins."""
+    caps: dict[str, Any] = {"Admin Port": config.admin_port, "cyme.branch": config.branch_id}
+    if config.join:
+        caps["Convention Address.IPv4"] = list(config.join)
+    return caps
+
+
 def start_system(config: BranchConfig) -> ActorSystem:
     """Start this branch's actor system and boot its Branch actor; returns the handle."""
-    if port_in_use(config.admin_port):
+    if port_in_use(config.admin_port, config.admin_addr):
         raise ConfigError(
             f"admin port {config.admin_port} is already in use (another branch?); choose --admin-port"
         )
     os.environ.setdefault("THESPLOG_FILE", str(config.root / "thespian.log"))
     os.environ.setdefault("THESPLOG_THRESHOLD", "WARNING")
-    system = ActorSystem(
-        SYSTEM_BASE,
-        {"Admin Port": config.admin_port, "cyme.branch": config.branch_id},
-        logDefs=log_definitions(config),
-    )
+    # Read by Thespian when the admin starts: notice a dead member in seconds, not minutes.
+    os.environ.setdefault("CONVENTION_REREGISTRATION_PERIOD", "0:04")
+    os.environ.setdefault("CONVENTION_RESTART_PERIOD", "0:04")
+    os.environ["THESPIAN_BASE_IPADDR"] = config.admin_addr
+    bind_sockets_to(config.admin_addr)
+    system = ActorSystem(SYSTEM_BASE, capabilities(config), logDefs=log_definitions(config))
     try:
         branch = system.createActor(BRANCH_CLASS, globalName=BRANCH_GLOBAL_NAME)
         reply = system.ask(branch, Boot(config), timedelta(seconds=30))
@@ -105,8 +131,9 @@ def unwrap(reply: Any) -> Any:
 class BranchClient:
     """A connection from this process to the Branch actor on *admin_port* of this machine."""
 
-    def __init__(self, admin_port: int, timeout: float = 90.0) -> None:
+    def __init__(self, admin_port: int, timeout: float = 90.0, admin_addr: str = "127.0.0.1") -> None:
         self.admin_port = admin_port
+        self.admin_addr = admin_addr
         self.timeout = timeout
         self._local = threading.local()
 
@@ -114,8 +141,10 @@ class BranchClient:
         handle = getattr(self._local, "handle", None)
         if handle is None:
             # Without this probe, Thespian would silently start a new, empty admin here.
-            if not port_in_use(self.admin_port):
+            if not port_in_use(self.admin_port, self.admin_addr):
                 raise Unavailable(f"no branch is running (admin port {self.admin_port} is closed)")
+            os.environ.setdefault("THESPIAN_BASE_IPADDR", self.admin_addr)
+            bind_sockets_to(self.admin_addr)
             system = ActorSystem(SYSTEM_BASE, {"Admin Port": self.admin_port}, transientUnique=True)
             branch = system.createActor(BRANCH_CLASS, globalName=BRANCH_GLOBAL_NAME)
             handle = self._local.handle = (system, branch)
@@ -139,7 +168,7 @@ class BranchClient:
             return unwrap(reply)
 
     def _drop_if_admin_gone(self) -> None:
-        if not port_in_use(self.admin_port):
+        if not port_in_use(self.admin_port, self.admin_addr):
             self.close()
 
     def close(self) -> None:

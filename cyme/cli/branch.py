@@ -94,6 +94,18 @@ def parser() -> argparse.ArgumentParser:
         help=f"actor system admin port (default HTTP port + {ADMIN_PORT_OFFSET}) [CYME_ADMIN_PORT]",
     )
     parse.add_argument(
+        "--admin-addr",
+        default=env("ADMIN_ADDR", "127.0.0.1"),
+        help="address the actor system binds to and advertises to other branches; it speaks "
+        "unauthenticated pickles, so only a trusted network (default 127.0.0.1) [CYME_ADMIN_ADDR]",
+    )
+    parse.add_argument(
+        "--join",
+        default=env("JOIN"),
+        help="HOST:PORT[,HOST:PORT] admin address(es) of the cluster's leader(s); without it this "
+        "branch leads its own cluster [CYME_JOIN]",
+    )
+    parse.add_argument(
         "--http-workers",
         type=int,
         default=int(env("HTTP_WORKERS", "2") or 2),
@@ -170,6 +182,8 @@ def config_from_args(args: argparse.Namespace) -> BranchConfig:
         keep_workers=args.keep_workers,
         wait_after_broker_revived=args.wait_after_broker_revived,
         main_pid=os.getpid(),
+        admin_addr=args.admin_addr,
+        join=tuple(j.strip() for j in (args.join or "").split(",") if j.strip()),
         result_backend=args.result_backend,
         result_expires=args.result_expires,
         url_allow=args.url_allow,
@@ -205,6 +219,7 @@ def start_http(config: BranchConfig) -> subprocess.Popen[bytes]:
     environment = dict(
         os.environ,
         CYME_ADMIN_PORT=str(config.admin_port),
+        CYME_ADMIN_ADDR=config.admin_addr,
         CYME_MAX_BODY=str(config.max_body),
         CYME_URL_MAX_BODY=str(config.url_max_body),
     )
@@ -281,7 +296,7 @@ def run(config: BranchConfig) -> int:
     finally:
         stop_process(http)
         if system is not None:
-            client = BranchClient(config.admin_port)
+            client = BranchClient(config.admin_port, admin_addr=config.admin_addr)
             try:
                 client.ask(StopBranch(keep_workers=config.keep_workers), timeout=config.stop_timeout + 15)
             except CymeError as exc:

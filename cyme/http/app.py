@@ -82,4 +82,5 @@ def get_app() -> falcon.App:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s")
     settings = HttpSettings.from_env()
-    return create_app(BranchClient(settings.admin_port, settings.ask_timeout), settings)
+    client = BranchClient(settings.admin_port, settings.ask_timeout, settings.admin_addr)
+    return create_app(client, settings)

@@ -46,6 +46,7 @@ class InstanceCreator(Resource):
             min_concurrency=min(max_c, 1) if min_c is None else min_c,
             broker=p.text(values, "broker"),
             queues=p.names_list(values, "queues"),
+            branch=p.text(values, "branch"),
             nowait=p.flag(values, "nowait"),
         )
         self.respond(resp, self.ask(request), accepted(request.nowait, falcon.HTTP_201))

@@ -22,11 +22,25 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
     """The request body, refusing more than *limit* bytes."""
     length = req.content_length
     if length is not None and length > limit:
+        drain(req, length)
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
     data = req.bounded_stream.read(limit + 1)
     if len(data) > limit:
+        drain(req, DRAIN_LIMIT)
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
     return data
+
+
+#: Up to this much of a refused body is read and dropped, so the client sees the 413
+#: instead of a connection reset while it is still sending.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+def drain(req: falcon.Request, length: int) -> None:
+    if length > DRAIN_LIMIT:
+        return
+    while req.bounded_stream.read(64 * 1024):
+        pass
 
 
 def params(req: falcon.Request, limit: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import falcon
 
-from cyme.actors.messages import Request
+from cyme.actors.messages import Listing, Request
 from cyme.http import params as p
 
 
@@ -40,4 +40,7 @@ class Resource:
 
     def respond(self, resp: falcon.Response, value: Any, status: str = falcon.HTTP_200) -> None:
         resp.status = status
+        if isinstance(value, Listing) and value.missing:
+            # A partial answer says so: these branches did not answer in time.
+            resp.set_header("X-Cyme-Missing-Branches", ",".join(value.missing))
         resp.media = to_json(value)
