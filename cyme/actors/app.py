@@ -10,7 +10,7 @@ from cyme.actors.base import CymeActor
 from cyme.actors.messages import AppInfo, CreateApp, DeleteApp, Deleted, GetApp, ListApps
 from cyme.broker import url as broker_url
 from cyme.errors import Conflict, NotFound
-from cyme.models import App, Instance, Queue, database
+from cyme.models import App, Instance, Queue, writing
 
 
 def get_app(name: str) -> App:
@@ -46,7 +46,7 @@ class AppActor(CymeActor):
             "broker": broker_url.check(msg.broker) if msg.broker else None,
             "backend": broker_url.check_backend(msg.backend) if msg.backend else None,
         }
-        with database.atomic():
+        with writing():
             app, created = App.get_or_create(name=name, defaults=fields)
             if not created and (app.broker, app.backend) != (fields["broker"], fields["backend"]):
                 app.broker, app.backend = fields["broker"], fields["backend"]
@@ -61,7 +61,7 @@ class AppActor(CymeActor):
 
     def delete(self, msg: DeleteApp, sender: Any) -> Deleted:
         app = get_app(names.app_name(msg.name))
-        with database.atomic():
+        with writing():
             count = Instance.select().where(Instance.app == app.name).count()
             if count:
                 raise Conflict(f"app {app.name!r} still has {count} instance(s); delete them first")

@@ -41,7 +41,7 @@ from cyme.actors.internal import (
     Heartbeat,
     Hello,
     Introduce,
-    Introduced,
+    Left,
     Local,
     Routed,
     StopBranch,
@@ -83,7 +83,7 @@ from cyme.actors.supervisor import Supervisor
 from cyme.actors.tasks import TaskActor
 from cyme.broker import url as broker_url
 from cyme.errors import AlreadyExists, Conflict, CymeError, NotFound, Unavailable, error_from_code
-from cyme.models import App, Instance, Queue, WorkerState, database
+from cyme.models import App, Instance, Queue, WorkerState, writing
 
 log = logging.getLogger("cyme.branch")
 
@@ -180,6 +180,7 @@ class Branch(CymeActor):
         self.gatherings: dict[str, Gathering] = {}
         self.subs: dict[str, tuple[str, str]] = {}  # sub-request id -> (gathering, branch)
         self.synced = True
+        self.early: list[tuple[Any, Any]] = []  # cluster messages that came before Boot
         self.next_heartbeat = 0.0
         self.wakeup_due: float | None = None
         self.handlers.update(
@@ -192,8 +193,8 @@ class Branch(CymeActor):
                 Reply: self.on_reply,
                 ErrorReply: self.on_reply,
                 Hello: self.on_hello,
-                Introduced: self.on_introduced,
                 Heartbeat: self.on_heartbeat,
+                Left: self.on_left,
                 WakeupMessage: self.on_wakeup,
                 ActorSystemConventionUpdate: self.on_convention_update,
             }
@@ -214,7 +215,17 @@ class Branch(CymeActor):
             self.synced = config.leads  # a joining branch catches up from its first peer
             self.notifyOnSystemRegistrationChanges(True)
             self.schedule(time.monotonic() + config.heartbeat)
+            early, self.early = self.early, []
+            for message, origin in early:
+                self.receiveMessage(message, origin)
         return "booted"
+
+    def booted(self, message: Any, sender: Any) -> bool:
+        """False (and the message kept for later) if Boot has not come yet."""
+        if self.config is None:
+            self.early.append((message, sender))
+            return False
+        return True
 
     @property
     def me(self) -> str:
@@ -225,14 +236,16 @@ class Branch(CymeActor):
 
     def on_request(self, request: Request, reply_to: Any) -> Any:
         """A client's request: decide where it is answered."""
+        if self.config is None:
+            raise Unavailable("the branch is starting; try again in a moment")
         if isinstance(request, LISTINGS):
             self.gather_listing(request, reply_to)
         elif isinstance(request, CreateInstance):
             self.place(request, reply_to)
         elif isinstance(request, INSTANCE_REQUESTS):
             self.to_owner(request, reply_to)
-        elif isinstance(request, DeleteApp):
-            self.delete_app(request, reply_to)
+        elif isinstance(request, (DeleteApp, DeleteQueue)):
+            self.delete_config(request, reply_to)
         elif isinstance(request, CONFIG_WRITES):
             self.write_config(request, reply_to)
         else:
@@ -241,6 +254,8 @@ class Branch(CymeActor):
 
     def on_local(self, msg: Local, sender: Any) -> Any:
         """A peer's request, answered by this branch alone (the owner replies to the peer)."""
+        if not self.booted(msg, sender):
+            return DEFERRED
         request = msg.request
         if isinstance(request, (Ping, ListBranches, GetBranch)):
             self.reply(sender, request.request_id, self.handlers[type(request)](request, sender))
@@ -303,12 +318,15 @@ class Branch(CymeActor):
         self.gatherings[key] = Gathering(then, set(branches), deadline, first_success)
         for branch in branches:
             sub = replace(request, request_id=new_id())
+            address = self.myAddress if branch == self.me else self.cluster.address_of(branch)
+            if address is None:
+                continue  # it died a moment ago: it stays in ``waiting``, i.e. missing
             self.subs[sub.request_id] = (key, branch)
             if branch == self.me:
                 self.send(self.peers[ROUTES[type(request)]], Routed(sub, self.myAddress))
             else:
-                self.send(self.cluster.address_of(branch), Local(sub))
-        if not branches:
+                self.send(address, Local(sub))
+        if not any(k == key for k, _ in self.subs.values()):
             self.finish(key)
         else:
             self.schedule(deadline)
@@ -381,8 +399,11 @@ class Branch(CymeActor):
         others = sorted(m.id for m in self.cluster.live())
         self.gather(GetInstance(app=app, name=name), others, found, first_success=True)
 
-    def sync_timeout(self) -> float:
+    def relay_timeout(self, request: Request) -> float:
+        """How long the owner may take: a sync change waits for a worker, the rest do not."""
         assert self.config is not None
+        if getattr(request, "nowait", True):
+            return self.config.gather_timeout * 3
         return self.config.start_timeout + self.config.stop_timeout + 15
 
     def to_owner(self, request: Request, reply_to: Any) -> None:
@@ -392,7 +413,7 @@ class Branch(CymeActor):
             if owner == self.me:
                 self.send(self.peers[ROUTES[type(request)]], Routed(request, reply_to))
             elif owner is not None:
-                self.relay(owner, request, reply_to, self.sync_timeout())
+                self.relay(owner, request, reply_to, self.relay_timeout(request))
             else:
                 where = f" in app {app!r}" if app else ""
                 note = f" (branches {', '.join(missing)} did not answer)" if missing else ""
@@ -420,7 +441,7 @@ class Branch(CymeActor):
                 self.send(self.peers["instance"], Routed(request, reply_to))
             else:
                 self.cluster.with_load(target, +1)
-                self.relay(target, request, reply_to, self.sync_timeout())
+                self.relay(target, request, reply_to, self.relay_timeout(request))
 
         if request.name is None:
             create(None, [])
@@ -428,36 +449,50 @@ class Branch(CymeActor):
             self.find_owner(None, request.name, create)
 
     def write_config(self, request: Request, reply_to: Any) -> None:
-        """Apply a configuration change here, answer, then replicate it to every live branch."""
+        """Apply a configuration change on every live branch; answer once all have it.
+
+        This branch's outcome is the answer (the same validation runs everywhere); a
+        branch that missed the change catches up from a snapshot when it rejoins.
+        """
 
         def then(results: Results, missing: list[str]) -> None:
             outcome = results.get(self.me) or Unavailable("this branch did not answer in time")
             self.answer(reply_to, request, outcome)
-            if isinstance(outcome, Reply):
-                for member in self.cluster.live():
-                    self.send(member.address, Local(replace(request, request_id=new_id())))
+            failed = sorted(set(missing) | {b for b, r in results.items() if type(r) is not type(outcome)})
+            if failed:
+                log.warning("{Branch} %s not applied on %s", type(request).__name__, ", ".join(failed))
 
-        self.gather(request, [self.me], then)
+        self.gather(request, self.targets(), then)
 
-    def delete_app(self, request: DeleteApp, reply_to: Any) -> None:
-        """Refuse while any branch has instances of the app; else delete it everywhere."""
+    def delete_config(self, request: DeleteApp | DeleteQueue, reply_to: Any) -> None:
+        """Refuse while an instance on any branch uses the app (or queue); else delete everywhere."""
+        app = request.name if isinstance(request, DeleteApp) else request.app
+        what = f"app {app!r}" if isinstance(request, DeleteApp) else f"queue {request.name!r}"
 
         def then(results: Results, missing: list[str]) -> None:
-            count = sum(len(r.value) for r in results.values() if isinstance(r, Reply))
-            if count:
+            instances = [i for r in results.values() if isinstance(r, Reply) for i in r.value]
+            if isinstance(request, DeleteQueue):
+                instances = [i for i in instances if request.name in i.queues]
+            errors = [r for r in results.values() if isinstance(r, ErrorReply)]
+            if instances:
+                users = ", ".join(sorted(i.name for i in instances))
                 self.answer(
-                    reply_to, request, Conflict(f"app {request.name!r} still has {count} instance(s)")
+                    reply_to, request, Conflict(f"{what} is used by instance(s) {users}; delete those first")
                 )
+            elif errors and not any(isinstance(r, Reply) for r in results.values()):
+                self.answer(reply_to, request, errors[0])  # e.g. no such app
             elif missing:
                 self.answer(reply_to, request, Unavailable(f"branches {', '.join(missing)} did not answer"))
             else:
                 self.write_config(request, reply_to)
 
-        self.gather(ListInstances(app=request.name), self.targets(), then)
+        self.gather(ListInstances(app=app), self.targets(), then)
 
     # ------------------------------------------------------------------ membership
 
     def on_convention_update(self, msg: ActorSystemConventionUpdate, sender: Any) -> Any:
+        if not self.booted(msg, sender):
+            return DEFERRED
         branch = (msg.remoteCapabilities or {}).get("cyme.branch")
         if not branch or branch == self.me:
             return DEFERRED
@@ -468,6 +503,14 @@ class Branch(CymeActor):
         else:
             log.warning("{Branch} branch %s left the convention", branch)
             self.cluster.forget(branch)
+            for member in self.cluster.live():
+                self.send(member.address, Left(branch))
+        return DEFERRED
+
+    def on_left(self, msg: Left, sender: Any) -> Any:
+        if self.booted(msg, sender) and self.cluster.address_of(msg.branch_id) is not None:
+            log.warning("{Branch} branch %s left the cluster", msg.branch_id)
+            self.cluster.forget(msg.branch_id)
         return DEFERRED
 
     def known(self) -> dict[str, Any]:
@@ -478,13 +521,9 @@ class Branch(CymeActor):
             address, Hello(self.me, self.myAddress, self.known(), self.snapshot() if self.synced else None)
         )
 
-    def on_introduced(self, msg: Introduced, sender: Any) -> Any:
-        if self.cluster.learn(msg.branch_id, msg.address):
-            log.warning("{Branch} branch %s is a member now", msg.branch_id)
-        self.hello(msg.address)
-        return DEFERRED
-
     def on_hello(self, msg: Hello, sender: Any) -> Any:
+        if not self.booted(msg, sender):
+            return DEFERRED
         if self.cluster.learn(msg.branch_id, msg.address):
             log.warning("{Branch} branch %s is a member now", msg.branch_id)
             self.hello(msg.address)
@@ -496,6 +535,8 @@ class Branch(CymeActor):
         return DEFERRED
 
     def on_heartbeat(self, msg: Heartbeat, sender: Any) -> Any:
+        if not self.booted(msg, sender):
+            return DEFERRED
         if self.cluster.learn(msg.branch_id, sender, msg.info):
             self.hello(sender)
         if msg.reply:
@@ -512,7 +553,7 @@ class Branch(CymeActor):
 
     def catch_up(self, snapshot: ConfigSnapshot) -> None:
         """Take the cluster's apps and queue declarations (ours may be stale or missing)."""
-        with database.atomic():
+        with writing():
             for name, broker, backend in snapshot.apps:
                 App.insert(name=name, broker=broker, backend=backend).on_conflict(
                     conflict_target=[App.name], update={App.broker: broker, App.backend: backend}

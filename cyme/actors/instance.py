@@ -31,7 +31,7 @@ from cyme.actors.messages import (
 from cyme.actors.queue import get_queue
 from cyme.broker import url as broker_url
 from cyme.errors import AlreadyExists, InvalidRequest, NotFound
-from cyme.models import Instance, database
+from cyme.models import Instance, writing
 
 #: Upper bound of an instance's pool size accepted through the API.
 MAX_CONCURRENCY = 256
@@ -100,7 +100,7 @@ class InstanceActor(CymeActor):
         queues = [names.queue_name(q) for q in msg.queues]
         for queue in queues:
             get_queue(app.name, queue)
-        with database.atomic():
+        with writing():
             if Instance.get_or_none(Instance.name == name) is not None:
                 raise AlreadyExists(f"an instance named {name!r} already exists")
             instance = Instance(

@@ -70,14 +70,6 @@ class Introduce:
 
 
 @dataclass(frozen=True)
-class Introduced:
-    """From a Liaison: branch *branch_id*'s Branch actor is at *address*."""
-
-    branch_id: str
-    address: Any
-
-
-@dataclass(frozen=True)
 class Hello:
     """Branch *branch_id* is at *address*; it knows *members* (id -> address)."""
 
@@ -85,6 +77,13 @@ class Hello:
     address: Any
     members: dict[str, Any]
     snapshot: Any = None
+
+
+@dataclass(frozen=True)
+class Left:
+    """The convention lost branch *branch_id*: stop waiting for it and placing work there."""
+
+    branch_id: str
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from cyme.actors.messages import (
     QueueInfo,
 )
 from cyme.errors import Conflict, InvalidRequest, NotFound
-from cyme.models import Instance, Queue, database
+from cyme.models import Instance, Queue, writing
 
 EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
 
@@ -60,7 +60,7 @@ class QueueActor(CymeActor):
             "routing_key": msg.routing_key or name,
             "options_json": json.dumps(msg.options) if msg.options else None,
         }
-        with database.atomic():
+        with writing():
             queue, created = Queue.get_or_create(app=app.name, name=name, defaults=fields)
             if not created:
                 Queue.update(**fields).where(Queue.id == queue.id).execute()
@@ -79,7 +79,7 @@ class QueueActor(CymeActor):
     def delete(self, msg: DeleteQueue, sender: Any) -> Deleted:
         app = get_app(names.app_name(msg.app))
         queue = get_queue(app.name, names.queue_name(msg.name))
-        with database.atomic():
+        with writing():
             users = [
                 i.name for i in Instance.select().where(Instance.app == app.name) if queue.name in i.queues
             ]

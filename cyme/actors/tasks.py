@@ -23,7 +23,7 @@ from cyme.actors.base import CymeActor
 from cyme.actors.messages import GetTask, QueueUrl, TaskInfo
 from cyme.actors.queue import get_queue
 from cyme.errors import InvalidRequest, NotFound, Unavailable
-from cyme.models import Task, database
+from cyme.models import Task, writing
 from cyme.workers.app import declared_queue
 from cyme.workers.url_task import TASK_NAME
 
@@ -148,5 +148,5 @@ class TaskActor(CymeActor):
         self.published += 1
         if self.published % PRUNE_EVERY == 1:
             cutoff = datetime.datetime.utcnow() - datetime.timedelta(seconds=self.config.result_expires)
-            with database.atomic():
+            with writing():
                 Task.delete().where(Task.created < cutoff).execute()

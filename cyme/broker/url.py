@@ -74,7 +74,7 @@ def describe(url: str) -> dict[str, Any]:
     if "+socket://" in url:
         info.update(hostname=url.partition("://")[2], port=None, virtual_host=None)
     return {
-        "url": Connection(url).as_uri(mask=MASK),
+        "url": mask(url),
         "transport": url.partition("://")[0],
         "hostname": info.get("hostname") or "",
         "port": info.get("port"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import peewee
 from playhouse.db_url import connect
@@ -25,6 +26,18 @@ class SchemaVersion(BaseModel):
     """The schema version applied to this database (one row)."""
 
     version = peewee.IntegerField()
+
+
+def writing() -> Any:
+    """A write transaction that takes SQLite's write lock up front.
+
+    A deferred SQLite transaction that reads and then writes fails at once with
+    "database is locked" when another process writes meanwhile (the busy timeout does
+    not apply to lock upgrades); ``BEGIN IMMEDIATE`` waits for the lock instead.
+    """
+    if isinstance(database.obj, peewee.SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
 
 
 def bind(url: str) -> peewee.Database:
@@ -65,7 +78,7 @@ MIGRATIONS: list[Callable[[peewee.Database], None]] = [_initial, _url_tasks]
 def migrate() -> None:
     """Bring the bound database up to the latest schema version (idempotent, safe to race)."""
     db = database.obj
-    with db.atomic():
+    with writing():
         db.create_tables([SchemaVersion], safe=True)
         row = SchemaVersion.select().first()
         current = row.version if row else 0
