@@ -42,7 +42,8 @@ def writing() -> Any:
 
 def bind(url: str) -> peewee.Database:
     """Connect the proxy to the database at *url* (any peewee URL) and migrate it."""
-    pragmas = {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1}
+    # WAL with synchronous=NORMAL: durable across process crashes, no fsync per commit.
+    pragmas = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10000, "foreign_keys": 1}
     db = connect(url, pragmas=pragmas) if url.startswith("sqlite") else connect(url)
     database.initialize(db)
     migrate()
