@@ -103,7 +103,12 @@ class BranchProcess:
             self.command(), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
         )
         log.close()
-        wait_for(self.answers, timeout, 0.1, f"branch {self.branch_id} to answer /ping")
+        try:
+            wait_for(self.answers, timeout, 0.1, f"branch {self.branch_id} to answer /ping")
+        except BaseException:
+            if self.proc.poll() is None:  # never leave a branch behind a failed start
+                self.stop()
+            raise
         return self
 
     def answers(self) -> bool:
@@ -111,8 +116,8 @@ class BranchProcess:
         if self.proc.poll() is not None:
             raise AssertionError(f"cyme-branch exited with {self.proc.returncode}:\n{self.log_tail()}")
         try:
-            return self.http.get(self.url + "/ping/", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return self.http.get(self.url + "/ping/", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or slow on a busy machine
             return False
 
     def stop(self, timeout: float = 60) -> int:
@@ -123,6 +128,15 @@ class BranchProcess:
         code = self.proc.wait(timeout)
         self.http.close()
         return code
+
+    def kill_leftover_workers(self) -> list[int]:
+        """After a failed test: kill (by pid) workers this branch's root still records."""
+        killed = []
+        for pidfile in self.root.glob("*/worker.pid"):
+            for pid in worker_pids(f"{pidfile.parent.name}@{self.branch_id}"):
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+        return killed
 
     def kill(self) -> None:
         """kill -9 the cyme-branch process, as a crash would."""

@@ -27,26 +27,21 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from thespian.actors import ActorSystemConventionUpdate, WakeupMessage
+from thespian.actors import WakeupMessage
 
-from cyme import __version__
 from cyme.actors.app import AppActor
-from cyme.actors.base import DEFERRED, CymeActor
+from cyme.actors.base import DEFERRED
 from cyme.actors.cluster import Cluster
 from cyme.actors.instance import InstanceActor
 from cyme.actors.internal import (
     Boot,
-    ConfigSnapshot,
     Configure,
     Heartbeat,
-    Hello,
-    Introduce,
-    Left,
     Local,
     Routed,
     StopBranch,
 )
-from cyme.actors.liaison import Liaison
+from cyme.actors.membership import Membership
 from cyme.actors.messages import (
     AddConsumer,
     BranchInfo,
@@ -81,9 +76,8 @@ from cyme.actors.messages import (
 from cyme.actors.queue import QueueActor
 from cyme.actors.supervisor import Supervisor
 from cyme.actors.tasks import TaskActor
-from cyme.broker import url as broker_url
 from cyme.errors import AlreadyExists, Conflict, CymeError, NotFound, Unavailable, error_from_code
-from cyme.models import App, Instance, Queue, WorkerState, writing
+from cyme.models import Instance
 
 log = logging.getLogger("cyme.branch")
 
@@ -169,18 +163,15 @@ class Gathering:
     results: Results = field(default_factory=dict)
 
 
-class Branch(CymeActor):
+class Branch(Membership):
     """Routes requests to where they are answered: here, the owner, or every branch."""
 
     label = "Branch"
 
     def setup_handlers(self) -> None:
-        self.started = time.time()
-        self.cluster = Cluster(me="")
+        self.setup_membership()
         self.gatherings: dict[str, Gathering] = {}
         self.subs: dict[str, tuple[str, str]] = {}  # sub-request id -> (gathering, branch)
-        self.synced = True
-        self.early: list[tuple[Any, Any]] = []  # cluster messages that came before Boot
         self.next_heartbeat = 0.0
         self.wakeup_due: float | None = None
         self.handlers.update(
@@ -192,11 +183,7 @@ class Branch(CymeActor):
                 Local: self.on_local,
                 Reply: self.on_reply,
                 ErrorReply: self.on_reply,
-                Hello: self.on_hello,
-                Heartbeat: self.on_heartbeat,
-                Left: self.on_left,
                 WakeupMessage: self.on_wakeup,
-                ActorSystemConventionUpdate: self.on_convention_update,
             }
         )
         for request_type in ROUTES:
@@ -219,18 +206,6 @@ class Branch(CymeActor):
             for message, origin in early:
                 self.receiveMessage(message, origin)
         return "booted"
-
-    def booted(self, message: Any, sender: Any) -> bool:
-        """False (and the message kept for later) if Boot has not come yet."""
-        if self.config is None:
-            self.early.append((message, sender))
-            return False
-        return True
-
-    @property
-    def me(self) -> str:
-        assert self.config is not None
-        return self.config.branch_id
 
     # ------------------------------------------------------------------ requests
 
@@ -269,25 +244,6 @@ class Branch(CymeActor):
 
     def on_ping(self, msg: Ping, sender: Any) -> Pong:
         return Pong(self.me, time.time())
-
-    def info(self) -> BranchInfo:
-        assert self.config is not None and self.config.broker is not None
-        config = self.config
-        mine = Instance.select().where(Instance.branch == config.branch_id)
-        online = WorkerState.select().where(
-            (WorkerState.status == "online") & WorkerState.name.in_(mine.select(Instance.name))
-        )
-        return BranchInfo(
-            id=config.branch_id,
-            http="" if config.without_http else f"http://{config.http_host}:{config.http_port}",
-            admin_port=config.admin_port,
-            root=str(config.root),
-            broker=broker_url.describe(config.broker or ""),
-            instances=mine.count(),
-            online=online.count(),
-            started=self.started,
-            version=__version__,
-        )
 
     def on_list_branches(self, msg: ListBranches, sender: Any) -> Listing:
         return Listing(tuple(self.cluster.infos(self.info())), tuple(self.cluster.dead()))
@@ -487,92 +443,6 @@ class Branch(CymeActor):
                 self.write_config(request, reply_to)
 
         self.gather(ListInstances(app=app), self.targets(), then)
-
-    # ------------------------------------------------------------------ membership
-
-    def on_convention_update(self, msg: ActorSystemConventionUpdate, sender: Any) -> Any:
-        if not self.booted(msg, sender):
-            return DEFERRED
-        branch = (msg.remoteCapabilities or {}).get("cyme.branch")
-        if not branch or branch == self.me:
-            return DEFERRED
-        if msg.remoteAdded:
-            log.warning("{Branch} branch %s joined the convention; introducing ourselves", branch)
-            liaison = self.createActor(Liaison, targetActorRequirements={"cyme.branch": branch})
-            self.send(liaison, Introduce(branch, self.me, self.myAddress, self.known()))
-        else:
-            log.warning("{Branch} branch %s left the convention", branch)
-            self.cluster.forget(branch)
-            for member in self.cluster.live():
-                self.send(member.address, Left(branch))
-        return DEFERRED
-
-    def on_left(self, msg: Left, sender: Any) -> Any:
-        if self.booted(msg, sender) and self.cluster.address_of(msg.branch_id) is not None:
-            log.warning("{Branch} branch %s left the cluster", msg.branch_id)
-            self.cluster.forget(msg.branch_id)
-        return DEFERRED
-
-    def known(self) -> dict[str, Any]:
-        return {self.me: self.myAddress, **self.cluster.addresses()}
-
-    def hello(self, address: Any) -> None:
-        self.send(
-            address, Hello(self.me, self.myAddress, self.known(), self.snapshot() if self.synced else None)
-        )
-
-    def on_hello(self, msg: Hello, sender: Any) -> Any:
-        if not self.booted(msg, sender):
-            return DEFERRED
-        if self.cluster.learn(msg.branch_id, msg.address):
-            log.warning("{Branch} branch %s is a member now", msg.branch_id)
-            self.hello(msg.address)
-        for branch, address in msg.members.items():
-            if branch != self.me and self.cluster.learn(branch, address):
-                self.hello(address)
-        if not self.synced and msg.snapshot is not None:
-            self.catch_up(msg.snapshot)
-        return DEFERRED
-
-    def on_heartbeat(self, msg: Heartbeat, sender: Any) -> Any:
-        if not self.booted(msg, sender):
-            return DEFERRED
-        if self.cluster.learn(msg.branch_id, sender, msg.info):
-            self.hello(sender)
-        if msg.reply:
-            self.send(sender, Heartbeat(self.me, self.info(), reply=False))
-        return DEFERRED
-
-    def snapshot(self) -> ConfigSnapshot:
-        apps = tuple((a.name, a.broker, a.backend) for a in App.select().order_by(App.name))
-        queues = tuple(
-            (q.app_id, q.name, q.exchange, q.exchange_type, q.routing_key, q.options_json)
-            for q in Queue.select().order_by(Queue.app, Queue.name)
-        )
-        return ConfigSnapshot(apps, queues)
-
-    def catch_up(self, snapshot: ConfigSnapshot) -> None:
-        """Take the cluster's apps and queue declarations (ours may be stale or missing)."""
-        with writing():
-            for name, broker, backend in snapshot.apps:
-                App.insert(name=name, broker=broker, backend=backend).on_conflict(
-                    conflict_target=[App.name], update={App.broker: broker, App.backend: backend}
-                ).execute()
-            for app, name, exchange, exchange_type, routing_key, options in snapshot.queues:
-                fields = {
-                    "exchange": exchange,
-                    "exchange_type": exchange_type,
-                    "routing_key": routing_key,
-                    "options_json": options,
-                }
-                updated = Queue.update(**fields).where((Queue.app == app) & (Queue.name == name)).execute()
-                if not updated:
-                    Queue.create(app=app, name=name, **fields)
-        self.synced = True
-        log.warning(
-            "{Branch} caught up with the cluster: %d app(s), %d queue declaration(s)",
-            len(snapshot.apps), len(snapshot.queues),
-        )  # fmt: skip
 
     # ------------------------------------------------------------------ timers
 

@@ -10,13 +10,11 @@ and otherwise re-checks everything every ``sup_interval`` seconds.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,13 +23,14 @@ from thespian.actors import ThespianWatch, WakeupMessage, WatchMessage
 from cyme import lifeline
 from cyme.actors import views
 from cyme.actors.base import DEFERRED, CymeActor
+from cyme.actors.broadcasts import Broadcasts
 from cyme.actors.instance import get_instance
 from cyme.actors.internal import Apply, StopBranch, Waiter
 from cyme.actors.messages import Deleted, GetStats
+from cyme.actors.worker_state import Pending, Status, Tracked
 from cyme.errors import Timeout
 from cyme.models import App, Instance, Queue, WorkerState
 from cyme.workers import process
-from cyme.workers.control import Controller
 from cyme.workers.process import WorkerSpec
 
 log = logging.getLogger("cyme.supervisor")
@@ -44,72 +43,6 @@ MAX_MISSED_PINGS = 3
 BACKOFF_CAP = 60.0
 #: A worker online this long is considered healthy again (its failure count resets).
 STABLE_AFTER = 30.0
-PING_TIMEOUT = 0.5
-
-
-class Status(enum.StrEnum):
-    """The observed state of an instance's worker."""
-
-    STARTING = "starting"
-    ONLINE = "online"
-    OFFLINE = "offline"
-    BACKOFF = "backoff"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-@dataclass
-class Tracked:
-    """What the supervisor knows of one instance's worker process."""
-
-    name: str
-    spec: WorkerSpec
-    pid: int | None = None
-    proc: subprocess.Popen[bytes] | None = None
-    pidfd: int | None = None
-    status: Status = Status.STOPPED
-    since: float = field(default_factory=time.monotonic)
-    restarts: int = 0
-    failures: int = 0
-    next_attempt: float = 0.0
-    missed: int = 0
-    in_sync: bool = False
-    last_error: str | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.pid is not None
-
-
-@dataclass
-class BrokerHealth:
-    """Whether a broker is reachable, and since when (to pause and resume checks)."""
-
-    down_since: float | None = None
-    revived_at: float | None = None
-    failures: int = 0
-    next_probe: float = 0.0
-
-    def failed(self, now: float) -> None:
-        if self.down_since is None:
-            self.down_since = now
-        self.failures += 1
-        self.next_probe = now + min(2.0**self.failures, 30.0)
-
-    def revived(self, now: float) -> None:
-        self.down_since, self.failures, self.revived_at = None, 0, now
-
-    def judgeable(self, now: float, wait: float) -> bool:
-        return self.down_since is None and (self.revived_at is None or now - self.revived_at >= wait)
-
-
-@dataclass
-class Pending:
-    """A caller waiting for instance *name* to be ready (or gone) before *deadline*."""
-
-    name: str
-    waiter: Waiter
-    deadline: float
 
 
 class Supervisor(CymeActor):
@@ -120,8 +53,7 @@ class Supervisor(CymeActor):
     def setup_handlers(self) -> None:
         self.tracked: dict[str, Tracked] = {}
         self.pending: list[Pending] = []
-        self.controllers: dict[str, Controller] = {}
-        self.brokers: dict[str, BrokerHealth] = {}
+        self.broadcasts = Broadcasts(0.0)
         self.next_full = 0.0
         self.wakeup_due: float | None = None
         self.shutting_down: Pending | None = None
@@ -141,6 +73,7 @@ class Supervisor(CymeActor):
 
     def configured(self) -> None:
         assert self.config is not None
+        self.broadcasts = Broadcasts(self.config.wait_after_broker_revived)
         self.main_fd = process.open_pidfd(self.config.main_pid) if self.config.main_pid else None
         self.adopt()
         self.reconcile_all()
@@ -188,8 +121,7 @@ class Supervisor(CymeActor):
         lifeline.shutdown_actor_system_later(self.config.admin_port)
 
     def on_exit(self) -> None:
-        for controller in self.controllers.values():
-            controller.close()
+        self.broadcasts.close()
 
     def after_message(self) -> Any:
         fds = [t.pidfd for t in self.tracked.values() if t.pidfd is not None]
@@ -216,7 +148,7 @@ class Supervisor(CymeActor):
         tracked = self.tracked.get(instance.name)
         stats = None
         if tracked is not None and tracked.status is Status.ONLINE:
-            stats = self.call(tracked.spec.broker, "stats", tracked.spec.nodename, 2.0)
+            stats = self.broadcasts.call(tracked.spec.broker, "stats", tracked.spec.nodename, 2.0)
         return {"instance": info.to_json(), "stats": stats}
 
     def on_stop_branch(self, msg: StopBranch, sender: Any) -> Any:
@@ -330,7 +262,7 @@ class Supervisor(CymeActor):
             else:
                 self.start(tracked)
         elif tracked.status is Status.ONLINE:
-            self.sync(tracked)
+            self.broadcasts.sync(tracked)
 
     # ------------------------------------------------------------------ processes
 
@@ -406,93 +338,6 @@ class Supervisor(CymeActor):
 
     # ------------------------------------------------------------------ checks
 
-    def controller(self, broker: str) -> Controller:
-        if broker not in self.controllers:
-            self.controllers[broker] = Controller(broker)
-        return self.controllers[broker]
-
-    def health(self, broker: str) -> BrokerHealth:
-        return self.brokers.setdefault(broker, BrokerHealth())
-
-    def call(self, broker: str, method: str, *args: Any) -> Any:
-        """A broadcast on *broker*; None if the broker is (or just went) unreachable.
-
-        While a broker is down it is only retried with backoff, so the supervisor never
-        stalls on it and never blames its workers for not answering.
-        """
-        health = self.health(broker)
-        now = time.monotonic()
-        if health.down_since is not None and now < health.next_probe:
-            return None
-        try:
-            result = getattr(self.controller(broker), method)(*args)
-        except Exception as exc:  # kombu, redis and amqp each raise their own connection errors
-            health.failed(now)
-            log.warning(
-                "{Supervisor} broker %s unreachable (%s); pausing checks of its workers, retry in %.0fs",
-                self.controller(broker).safe_url, type(exc).__name__, health.next_probe - now,
-            )  # fmt: skip
-            return None
-        if health.down_since is not None:
-            health.revived(now)
-            log.warning(
-                "{Supervisor} broker %s revived; judging its workers again in %.0fs",
-                self.controller(broker).safe_url, self.wait_after_revival,
-            )  # fmt: skip
-        return result
-
-    @property
-    def wait_after_revival(self) -> float:
-        assert self.config is not None
-        return self.config.wait_after_broker_revived
-
-    def judgeable(self, broker: str) -> bool:
-        """May workers on *broker* be blamed for not answering? (not while it is down or reviving)"""
-        return self.health(broker).judgeable(time.monotonic(), self.wait_after_revival)
-
-    def ping(self, workers: list[Tracked]) -> set[str]:
-        """Nodes of *workers* that answered a ping (one broadcast per broker)."""
-        answered: set[str] = set()
-        by_broker: dict[str, list[Tracked]] = {}
-        for tracked in workers:
-            by_broker.setdefault(tracked.spec.broker, []).append(tracked)
-        for broker, group in by_broker.items():
-            answered |= self.call(broker, "ping", [t.spec.nodename for t in group], PING_TIMEOUT) or set()
-        return answered
-
-    def sync(self, tracked: Tracked) -> None:
-        """Send add/cancel_consumer and autoscale until the worker matches its spec."""
-        spec, node = tracked.spec, tracked.spec.nodename
-        want = {spec.direct_queue} | {q["name"] for q in spec.queues}
-        declared = {q["name"]: q for q in spec.queues}
-        declared[spec.direct_queue] = {"name": spec.direct_queue}
-        deadline = time.monotonic() + 2.0
-        while True:
-            have = self.call(spec.broker, "active_queues", node, PING_TIMEOUT)
-            stats = self.call(spec.broker, "stats", node, PING_TIMEOUT) if have is not None else None
-            if have is None or stats is None:
-                tracked.in_sync = False
-                return
-            scaler = stats.get("autoscaler") or {}
-            bounds = (spec.max_concurrency, spec.min_concurrency)
-            scale_ok = (scaler.get("max"), scaler.get("min")) == bounds
-            if set(have) == want and scale_ok:
-                tracked.in_sync = True
-                return
-            if time.monotonic() > deadline:
-                tracked.in_sync = False
-                return
-            for queue in sorted(want - set(have)):
-                log.warning("{Supervisor} %s: instance.consume_from: %s", tracked.name, queue)
-                self.call(spec.broker, "add_consumer", node, declared[queue])
-            for queue in sorted(set(have) - want):
-                log.warning("{Supervisor} %s: instance.cancel_consume: %s", tracked.name, queue)
-                self.call(spec.broker, "cancel_consumer", node, queue)
-            if not scale_ok:
-                log.warning("{Supervisor} %s: instance.autoscale: max=%d min=%d", tracked.name, *bounds)
-                self.call(spec.broker, "autoscale", node, *bounds)
-            time.sleep(0.05)
-
     def tick(self) -> None:
         """Check starting workers; every sup_interval, check and reconcile everything."""
         assert self.config is not None
@@ -505,15 +350,15 @@ class Supervisor(CymeActor):
                 self.kill(tracked, f"did not stop within {self.config.stop_timeout:.0f}s")
         starting = [t for t in self.tracked.values() if t.status is Status.STARTING]
         if starting:
-            answered = self.ping(starting)
+            answered = self.broadcasts.ping(starting)
             for tracked in starting:
                 if tracked.spec.nodename in answered:
                     log.warning("{Supervisor} %s successfully started (pid %s)", tracked.name, tracked.pid)
                     tracked.last_error = None
                     self.set_status(tracked, Status.ONLINE)
-                    self.sync(tracked)
+                    self.broadcasts.sync(tracked)
                 elif now - tracked.since > self.config.start_timeout:
-                    if self.judgeable(tracked.spec.broker):
+                    if self.broadcasts.judgeable(tracked.spec.broker):
                         tracked.last_error = f"no answer to ping within {self.config.start_timeout:.0f}s"
                         self.kill(tracked, tracked.last_error)
                     else:
@@ -529,14 +374,14 @@ class Supervisor(CymeActor):
     def full_check(self, now: float) -> None:
         """Ping every online worker; restart those that stopped answering; reconcile all."""
         online = [t for t in self.tracked.values() if t.status is Status.ONLINE]
-        answered = self.ping(online)
+        answered = self.broadcasts.ping(online)
         for tracked in online:
             if tracked.spec.nodename in answered:
                 tracked.missed = 0
                 if now - tracked.since > STABLE_AFTER:
                     tracked.failures = 0
                 continue
-            if not self.judgeable(tracked.spec.broker):
+            if not self.broadcasts.judgeable(tracked.spec.broker):
                 continue  # its broker is down or just came back: the worker is not to blame
             tracked.missed += 1
             log.warning("{Supervisor} %s missed ping %d/%d", tracked.name, tracked.missed, MAX_MISSED_PINGS)

@@ -37,6 +37,8 @@ def stop_all(branches: list[BranchProcess]) -> None:
     for branch in branches:
         if branch.proc is not None and branch.proc.poll() is None:
             branch.stop()
+    for branch in branches:
+        branch.kill_leftover_workers()  # e.g. of a branch a failed test left killed
 
 
 @pytest.fixture(scope="module")

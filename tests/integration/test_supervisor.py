@@ -24,6 +24,7 @@ def branch(tmp_path: Path) -> Iterator[BranchProcess]:
     yield running
     if running.proc is not None and running.proc.poll() is None:
         assert running.stop() == 0, running.log_tail()
+    running.kill_leftover_workers()
 
 
 def create(branch: BranchProcess, app: str, name: str, **params: object) -> dict[str, object]:
