@@ -223,6 +223,8 @@ class Branch(Membership):
             self.delete_config(request, reply_to)
         elif isinstance(request, CONFIG_WRITES):
             self.write_config(request, reply_to)
+        elif isinstance(request, GetTask):
+            self.find_task(request, reply_to)
         else:
             self.send(self.peers[ROUTES[type(request)]], Routed(request, reply_to))
         return DEFERRED
@@ -354,6 +356,20 @@ class Branch(Membership):
 
         others = sorted(m.id for m in self.cluster.live())
         self.gather(GetInstance(app=app, name=name), others, found, first_success=True)
+
+    def find_task(self, request: GetTask, reply_to: Any) -> None:
+        """A URL task is known to the branch it was queued through: ask them all."""
+
+        def then(results: Results, missing: list[str]) -> None:
+            found = next((r for r in results.values() if isinstance(r, Reply)), None)
+            if found is not None:
+                self.answer(reply_to, request, found)
+            elif results.get(self.me) is not None:
+                self.answer(reply_to, request, results[self.me])  # e.g. NotFound, bad id
+            else:
+                self.answer(reply_to, request, Unavailable("this branch did not answer in time"))
+
+        self.gather(request, self.targets(), then, first_success=True)
 
     def relay_timeout(self, request: Request) -> float:
         """How long the owner may take: a sync change waits for a worker, the rest do not."""

@@ -211,3 +211,27 @@ def test_losing_the_leader_leaves_the_others_working(redis_server: BrokerServer,
         assert late.get("/ha/").status_code == 200  # it caught up with the configuration
     finally:
         stop_all(branches)
+
+
+def test_url_tasks_run_anywhere_and_are_followed_from_any_branch(cluster: list[BranchProcess]) -> None:
+    from tests.recorder import start_recorder
+
+    one, two, three = cluster
+    recorder = start_recorder()
+    try:
+        assert one.post("/clurl/").status_code == 201
+        assert one.post("/clurl/queues/hooks/").status_code == 201
+        runner = two.post("/clurl/instances/hooker/", params={"queues": "hooks", "branch": three.branch_id})
+        assert runner.status_code == 201, runner.text
+        queued = two.post(f"/clurl/queue/hooks/{recorder.url}/cluster?x=1", data={"a": "b"})
+        assert queued.status_code == 202, queued.text
+        task_id = queued.json()["uuid"]
+        done = one.get(f"/clurl/query/{task_id}/wait/", params={"timeout": 30})
+        assert done.status_code == 200, done.text
+        assert done.json()["result"]["worker"] == f"hooker@{three.branch_id}"
+        assert recorder.requests_to("/cluster")[0].body == b"a=b"
+        assert three.get(f"/clurl/query/{task_id}/state/").json()["state"] == "SUCCESS"
+        assert one.get(f"/clurl/query/{uuid.uuid4()}/state/").status_code == 404
+        assert one.delete("/clurl/instances/hooker/").status_code == 200
+    finally:
+        recorder.close()
