@@ -19,280 +19,46 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import json
 import os
-import platform
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make ``tests`` importable without PYTHONPATH
+if __package__ in (None, ""):  # run as a script: make ``bench`` and ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
-from celery import Celery
 
-from tests.brokers import group_members, redis_available, start_redis
-from tests.helpers import BranchProcess, pid_alive
-
-APP = "bench"
-BARE_HOST = "bench"
-
-
-# --------------------------------------------------------------------------
-# Small helpers
-# --------------------------------------------------------------------------
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear-interpolated percentile (0-100) of *values*."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
-
-
-def short_id() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def proc_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time), to tell a pid from a recycled one."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def descendants(root_pid: int) -> dict[int, str | None]:
-    """Live descendants of *root_pid* (pid -> start time), found through /proc ppid links."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if fields and fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: dict[int, str | None] = {}
-    todo = list(children.get(root_pid, []))
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found[pid] = proc_start_time(pid)
-            todo.extend(children.get(pid, []))
-    return found
-
-
-def kill_group(pid: int, sig: signal.Signals) -> None:
-    """Signal the process group led by *pid* (a process we started in its own session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-@dataclass
-class Notes:
-    """Odd things seen during the run, printed after the table and kept in the JSON."""
-
-    items: list[str] = field(default_factory=list)
-
-    def add(self, msg: str) -> None:
-        if msg not in self.items:
-            log("NOTE: " + msg)
-            self.items.append(msg)
-
-
-NOTES = Notes()
-
-
-# --------------------------------------------------------------------------
-# Processes: a branch, bare workers, and the safety net around them
-# --------------------------------------------------------------------------
-
-
-class Branch:
-    """A BranchProcess plus the bookkeeping needed to be sure nothing it started survives."""
-
-    def __init__(self, root: Path, broker: str | None) -> None:
-        self.bp = BranchProcess(root, branch_id="bench", broker=broker)
-        self.worker_pids: dict[int, str | None] = {}
-        self.stopped = False
-
-    def __enter__(self) -> Branch:
-        t0 = time.perf_counter()
-        try:
-            self.bp.start(timeout=90)
-        except BaseException:
-            self.stop()
-            raise
-        log(f"branch up in {time.perf_counter() - t0:.2f}s at {self.bp.url} (log {self.bp.logfile})")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def track_worker(self, pid: int | None) -> None:
-        if pid:
-            self.worker_pids[pid] = proc_start_time(pid)
-
-    def stop(self) -> None:
-        if self.stopped or self.bp.proc is None:
-            return
-        self.stopped = True
-        tree = descendants(self.bp.proc.pid)
-        tree.update(self.worker_pids)  # workers run in their own sessions but are still children
-        t0 = time.perf_counter()
-        try:
-            code = self.bp.stop(timeout=60)
-            log(f"branch stopped in {time.perf_counter() - t0:.2f}s (exit code {code})")
-            if code != 0:
-                NOTES.add(f"cyme-branch exited with code {code} on SIGTERM")
-        except subprocess.TimeoutExpired:
-            NOTES.add("cyme-branch did not exit within 60 s of SIGTERM; killed")
-            self.bp.proc.kill()
-            self.bp.proc.wait(10)
-        # Anything the branch started that outlived it: report it, then kill it by PID.
-        deadline = time.monotonic() + 5
-        while True:
-            left = {p: st for p, st in tree.items() if pid_alive(p) and proc_start_time(p) == st}
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        for pid in left:
-            NOTES.add(f"process left running after cyme-branch stopped: {pid} {cmdline(pid)[:120]}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        errors = self.log_problems()
-        if errors:
-            NOTES.add(f"branch log {self.bp.logfile.name}: {errors}")
-
-    def log_problems(self) -> str:
-        try:
-            text = self.bp.logfile.read_text(errors="replace")
-        except OSError:
-            return ""
-        counts = {
-            "tracebacks": text.count("Traceback (most recent call last)"),
-            "ERROR lines": sum(1 for line in text.splitlines() if ": ERROR/" in line or " ERROR " in line),
-        }
-        worker_logs = list(self.bp.root.glob("*/worker.log")) + list(self.bp.root.glob("*/stderr.log"))
-        worker_tb = 0
-        for path in worker_logs:
-            with contextlib.suppress(OSError):
-                worker_tb += path.read_text(errors="replace").count("Traceback (most recent call last)")
-        counts["tracebacks in worker logs"] = worker_tb
-        return ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-
-
-class BareWorker:
-    """A ``celery worker`` started by hand exactly as cyme starts an instance's worker."""
-
-    def __init__(self, workdir: Path, broker: str, name: str) -> None:
-        self.name = name
-        self.node = f"{name}@{BARE_HOST}"
-        self.dir = workdir / name
-        self.broker = broker
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable, "-m", "celery", "-A", "cyme.workers.app", "worker",
-            "-n", self.node, "-Q", f"dq.{self.name}", "--autoscale=1,1",
-            "--without-mingle", "--without-gossip", "--loglevel", "INFO",
-            "--pidfile", str(self.dir / "worker.pid"), "--logfile", str(self.dir / "worker.log"),
-        ]  # fmt: skip
-
-    def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        env = dict(
-            os.environ,
-            CYME_BROKER_URL=self.broker,
-            CYME_QUEUES="[]",
-            CYME_DIRECT_QUEUE=f"dq.{self.name}",
-        )
-        with open(self.dir / "stderr.log", "ab") as out:
-            self.proc = subprocess.Popen(
-                self.command(),
-                env=env,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
-
-    def stop(self, timeout: float = 30) -> float:
-        """SIGTERM the worker by PID and wait; returns seconds to exit. SIGKILLs its group on timeout."""
-        if self.proc is None:
-            return 0.0
-        pid = self.proc.pid
-        t0 = time.perf_counter()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            NOTES.add(f"bare worker {self.node} ignored SIGTERM for {timeout}s; killed")
-            kill_group(pid, signal.SIGKILL)
-            self.proc.wait(10)
-        elapsed = time.perf_counter() - t0
-        # Pool children share the worker's process group: make sure none outlived it.
-        deadline = time.monotonic() + 5
-        while group_members(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if group_members(pid):
-            kill_group(pid, signal.SIGKILL)
-        self.proc = None
-        return elapsed
-
-
-class Pinger:
-    """Celery remote-control client on one broker, independent of cyme."""
-
-    def __init__(self, broker: str) -> None:
-        self.app = Celery("cyme-bench", broker=broker, set_as_current=False)
-
-    def ping(self, node: str, timeout: float = 0.2) -> bool:
-        return bool(self.app.control.ping(destination=[node], timeout=timeout))
-
-    def close(self) -> None:
-        self.app.close()
-
+from bench.common import (
+    APP,
+    NOTES,
+    BareWorker,
+    Branch,
+    Pinger,
+    bare_spec,
+    cmdline,
+    descendants,
+    log,
+    machine,
+    median,
+    note_cpu_busy,
+    parse_with_presets,
+    percentile,
+    proc_start_time,
+    ratio,
+    run_bench,
+    run_script,
+    short_id,
+    table,
+    temp_workdir,
+)
+from tests.brokers import redis_available, start_redis
+from tests.helpers import pid_alive
 
 # --------------------------------------------------------------------------
 # 1. Instance start
@@ -315,11 +81,7 @@ def time_cyme_start(branch: Branch, pinger: Pinger, round_no: int) -> dict[str, 
     answers = pinger.ping(node, timeout=2.0)
     if not answers:
         NOTES.add(f"instance {name} reported created but its worker did not answer ping within 2 s")
-    t1 = time.perf_counter()
-    gone = bp.delete(f"/{APP}/instances/{name}/", timeout=120)
-    deleted = time.perf_counter() - t1
-    if gone.status_code != 200:
-        NOTES.add(f"delete {name}: HTTP {gone.status_code}: {gone.text[:200]}")
+    deleted = branch.delete_instance(name)
     pid = body.get("pid")
     if pid and pid_alive(pid) and proc_start_time(pid) == branch.worker_pids.get(pid):
         NOTES.add(f"worker pid {pid} of {name} still alive right after the sync DELETE returned")
@@ -329,35 +91,22 @@ def time_cyme_start(branch: Branch, pinger: Pinger, round_no: int) -> dict[str, 
 def time_bare_start(
     workdir: Path, broker: str, pinger: Pinger, round_no: int, stack: contextlib.ExitStack
 ) -> dict[str, Any]:
-    worker = BareWorker(workdir, broker, f"b{round_no}-{short_id()}")
+    worker = BareWorker(bare_spec(workdir, broker, f"b{round_no}-{short_id()}"))
     stack.callback(worker.stop)  # safety net; a no-op once stopped below
     t0 = time.perf_counter()
     worker.start()
-    assert worker.proc is not None
-    deadline = t0 + 90
-    pings = 0
-    while True:
-        if worker.proc.poll() is not None:
-            raise RuntimeError(f"bare worker exited with {worker.proc.returncode}; see {worker.dir}")
-        pings += 1
-        if pinger.ping(worker.node, timeout=0.2):
-            break
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"bare worker {worker.node} did not answer ping in 90 s; see {worker.dir}")
+    pings = worker.wait_pong(pinger)
     started = time.perf_counter() - t0
     stopped = worker.stop()
-    return {"name": worker.name, "start_s": started, "stop_s": stopped, "pings": pings}
+    return {"name": worker.spec.name, "start_s": started, "stop_s": stopped, "pings": pings}
 
 
 def run_start_rounds(
     kind: str, branch: Branch, workdir: Path, rounds: int, stack: contextlib.ExitStack
 ) -> dict[str, Any]:
     broker = branch.bp.broker_url()
-    pinger = Pinger(broker)
-    stack.callback(pinger.close)
-    created = branch.bp.post(f"/{APP}/")
-    if created.status_code != 201:
-        raise RuntimeError(f"creating app {APP}: HTTP {created.status_code}: {created.text[:300]}")
+    pinger = stack.enter_context(Pinger(broker))
+    branch.create(f"/{APP}/")
     cyme: list[dict[str, Any]] = []
     bare: list[dict[str, Any]] = []
     for i in range(rounds):
@@ -507,13 +256,27 @@ def load_python(url: str, concurrency: int, duration: float) -> dict[str, Any]:
     }
 
 
+def gunicorn_setup(branch_pid: int) -> str:
+    """How the branch runs gunicorn, from the master's command line (e.g. ``2 sync workers``)."""
+    for pid in descendants(branch_pid, "\0never\0"):
+        args = cmdline(pid).split()
+        if "gunicorn" in args and pid_alive(pid):
+
+            def opt(name: str, default: str, args: list[str] = args) -> str:
+                return args[args.index(name) + 1] if name in args[:-1] else default
+
+            workers, kind = opt("--workers", "1"), opt("--worker-class", "sync")
+            threads = opt("--threads", "1")
+            return f"{workers} {kind} workers" + (f" x {threads} threads" if threads != "1" else "")
+    return "unknown setup"
+
+
 def bench_get(branch: Branch, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     bp = branch.bp
+    assert bp.proc is not None
+    server = gunicorn_setup(bp.proc.pid)
     name = f"get-{short_id()}"
-    reply = bp.post(f"/{APP}/instances/{name}/", timeout=120)
-    if reply.status_code != 201:
-        raise RuntimeError(f"creating instance {name}: HTTP {reply.status_code}: {reply.text[:300]}")
-    branch.track_worker(reply.json().get("pid"))
+    branch.create_instance(name)
     try:
         probe = bp.get(f"/{APP}/instances/{name}/")
         if probe.json().get("status") != "online":
@@ -539,11 +302,10 @@ def bench_get(branch: Branch, args: argparse.Namespace, workdir: Path) -> dict[s
             if figures["non_200"]:
                 NOTES.add(f"{label} sequential: {figures['non_200']} non-200 replies")
     finally:
-        gone = bp.delete(f"/{APP}/instances/{name}/", timeout=120)
-        if gone.status_code != 200:
-            NOTES.add(f"delete {name}: HTTP {gone.status_code}: {gone.text[:200]}")
+        branch.delete_instance(name)
     ping, inst = "GET /ping/", "GET /<app>/instances/<name>/"
     return {
+        "http_server": server,
         "concurrency": args.concurrency,
         "duration_s": args.duration,
         "load_client": load[ping]["client"],
@@ -562,17 +324,6 @@ def bench_get(branch: Branch, args: argparse.Namespace, workdir: Path) -> dict[s
 # --------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def report(results: dict[str, Any]) -> str:
@@ -596,7 +347,7 @@ def report(results: dict[str, Any]) -> str:
     if get:
         out.append("")
         out.append(
-            f"GET on the embedded-broker branch (gunicorn, 2 sync workers); sequential: "
+            f"GET on the embedded-broker branch (gunicorn: {get.get('http_server', '?')}); sequential: "
             f"{results['config']['seq_requests']} requests/endpoint; load: c={get['concurrency']}, "
             f"{get['duration_s']:g}s, client {get['load_client']}"
         )
@@ -621,36 +372,49 @@ def report(results: dict[str, Any]) -> str:
             f"{r['load_p95']:.2f}x",
         ])  # fmt: skip
         out.append(table(rows))
-    if results.get("notes"):
-        out.append("")
-        out.append("Notes:")
-        out.extend(f"- {n}" for n in results["notes"])
     return "\n".join(out)
 
 
-def loadavg() -> float | None:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+def foreign_processes(exclude: str) -> set[tuple[int, str | None]]:
+    """Processes of someone else that compete for the CPUs or the ports: celery workers, cyme
+    branches, pytest runs, RabbitMQ, other benchmarks (cmdline without *exclude*)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), os.getppid()):
+            continue
+        args = cmdline(int(entry.name))
+        if not args or (exclude and exclude in args) or "bench_branch.py" in args:
+            continue
+        if (
+            ("celery" in args and " worker" in args)
+            or "cyme.cli.branch" in args
+            or "pytest" in args
+            or "beam.smp" in args
+            or "bench/bench_" in args
+        ):
+            found.add((int(entry.name), proc_start_time(int(entry.name))))
+    return found
 
 
-def machine() -> dict[str, Any]:
-    import celery
-    import falcon
-    import gunicorn
-    import kombu
+class Watcher(threading.Thread):
+    """Samples foreign processes once a second while the benchmark runs."""
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "celery": celery.__version__,
-        "kombu": kombu.__version__,
-        "falcon": falcon.__version__,
-        "gunicorn": gunicorn.__version__,
-        "wrk": shutil.which("wrk"),
-    }
+    def __init__(self, exclude: str) -> None:
+        super().__init__(name="watcher", daemon=True)
+        self.exclude = exclude
+        self.before = foreign_processes(exclude)
+        self.seen: set[tuple[int, str | None]] = set()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            self.seen |= foreign_processes(self.exclude)
+
+    def stop(self) -> set[tuple[int, str | None]]:
+        """Foreign processes that appeared after the start."""
+        self.done.set()
+        self.join(5)
+        return self.seen - self.before
 
 
 # --------------------------------------------------------------------------
@@ -659,7 +423,7 @@ def machine() -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parse = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parse = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parse.add_argument("--rounds", type=int, default=None, help="instance starts per side and broker (5)")
     parse.add_argument("--seq-requests", type=int, default=None, help="sequential GETs per endpoint (500)")
     parse.add_argument("--duration", type=float, default=None, help="seconds of load per endpoint (5)")
@@ -669,15 +433,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parse.add_argument("--brokers", default="embedded,redis", help="comma-separated: embedded,redis")
     parse.add_argument("--skip-start", action="store_true", help="skip the instance start benchmark")
     parse.add_argument("--skip-get", action="store_true", help="skip the GET benchmark")
-    parse.add_argument("--quick", action="store_true", help="fewer rounds and shorter load (~1 minute)")
-    parse.add_argument("--json", type=Path, help="also write all figures and raw samples here")
-    parse.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
-    args = parse.parse_args(argv)
-    quick = {"rounds": 2, "seq_requests": 200, "duration": 2.0}
-    full = {"rounds": 5, "seq_requests": 500, "duration": 5.0}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = parse_with_presets(
+        parse,
+        argv,
+        "fewer rounds and shorter load (~1 minute)",
+        quick={"rounds": 2, "seq_requests": 200, "duration": 2.0},
+        full={"rounds": 5, "seq_requests": 500, "duration": 5.0},
+    )
     args.brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
     unknown = set(args.brokers) - {"embedded", "redis"}
     if unknown:
@@ -685,37 +447,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def temp_workdir(keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="cyme-bench-"))
-    ok = False
-    try:
-        yield path
-        ok = True
-    finally:
-        if keep or not ok:
-            log(f"kept work directory {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
-    results: dict[str, Any] = {
-        "machine": machine(),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "start": [],
-    }
-    t_begin = time.perf_counter()
-    results["loadavg_before"] = load = loadavg()
-    if load is not None and load > 0.5 * (os.cpu_count() or 1):
-        NOTES.add(f"machine busy at start (1-min load average {load:.2f}): figures will be noisy")
-    with temp_workdir(args.keep) as workdir:
+def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    note_cpu_busy(results)
+    with temp_workdir(args.keep, "cyme-bench-") as workdir:
+        watcher = Watcher(str(workdir))
+        results["foreign_processes_before"] = len(watcher.before)
+        if watcher.before:
+            NOTES.add(
+                f"{len(watcher.before)} processes of someone else (celery workers, branches, pytest, "
+                "RabbitMQ, benchmarks) were running at start: figures may be disturbed"
+            )
+        watcher.start()
         for kind in args.brokers:
             if args.skip_start and (kind != "embedded" or args.skip_get):
                 continue
@@ -740,21 +482,20 @@ def main(argv: list[str] | None = None) -> int:
                     results["get"] = bench_get(branch, args, workdir)
         if "embedded" not in args.brokers and not args.skip_get:
             NOTES.add("GET benchmark needs the embedded broker; skipped")
-    results["loadavg_after"] = loadavg()
-    results["notes"] = NOTES.items
-    results["elapsed_s"] = time.perf_counter() - t_begin
-    print(report(results))
-    print(f"\n(total {results['elapsed_s']:.0f}s; {results['machine']['cpus']} CPUs, "
-          f"Python {results['machine']['python']}, celery {results['machine']['celery']})")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        log(f"wrote {args.json}")
-    return 0
+        appeared = watcher.stop()
+        results["foreign_processes_during"] = len(appeared)
+        if appeared:
+            NOTES.add(
+                f"{len(appeared)} processes of someone else (celery workers, branches, pytest, "
+                "RabbitMQ, benchmarks) started during the run: figures disturbed"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    info = machine("falcon", "gunicorn", wrk=shutil.which("wrk"))
+    return run_bench(args, measure, report, info, start=[])
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
-        sys.exit(130)
+    run_script(main)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import signal
@@ -50,12 +49,13 @@ from bench.common import (
     bare_spec,
     log,
     logged_ready,
-    machine,
     median,
-    on_sigterm,
+    parse_with_presets,
     preflight,
     proc_start_time,
     ratio,
+    run_bench,
+    run_script,
     short_id,
     table,
     temp_workdir,
@@ -177,10 +177,7 @@ def bench_recovery(branch: Branch, pinger: Pinger, args: argparse.Namespace, wor
     bp = branch.bp
     broker = bp.broker_url()
     name = f"rec-{short_id()}"
-    reply = bp.post(f"/{APP}/instances/{name}/", timeout=120)
-    if reply.status_code != 201:
-        raise RuntimeError(f"creating instance {name}: HTTP {reply.status_code}: {reply.text[:300]}")
-    branch.track_worker(reply.json().get("pid"))
+    branch.create_instance(name)
     kills: list[dict[str, Any]] = []
     bare: list[dict[str, Any]] = []
     try:
@@ -200,9 +197,7 @@ def bench_recovery(branch: Branch, pinger: Pinger, args: argparse.Namespace, wor
             if args.settle and i < args.rounds - 1:
                 time.sleep(args.settle)
     finally:
-        gone = bp.delete(f"/{APP}/instances/{name}/", timeout=120)
-        if gone.status_code != 200:
-            NOTES.add(f"delete {name}: HTTP {gone.status_code}: {gone.text[:200]}")
+        branch.delete_instance(name)
     if any(k["backoff_s"] for k in kills):
         NOTES.add(
             "consecutive kills of one instance hit the supervisor's crash-loop backoff "
@@ -463,10 +458,6 @@ def report(results: dict[str, Any]) -> str:
                 f"{b['bare_stop_all_s']:.2f}",
             ])  # fmt: skip
         out.append(table(rows))
-    if results.get("notes"):
-        out.append("")
-        out.append("Notes:")
-        out.extend(f"- {n}" for n in results["notes"])
     return "\n".join(out)
 
 
@@ -485,56 +476,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parse.add_argument("--bringup-rounds", type=int, default=1, help="bring-up runs per N and side (1)")
     parse.add_argument("--skip-recovery", action="store_true", help="skip the kill -9 recovery benchmark")
     parse.add_argument("--skip-bringup", action="store_true", help="skip the bring-up benchmark")
-    parse.add_argument("--quick", action="store_true", help="fewer rounds, N up to 5 (~1 minute)")
-    parse.add_argument("--json", type=Path, help="also write all figures and raw samples here")
-    parse.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
-    args = parse.parse_args(argv)
-    quick = {"rounds": 3, "sizes": "1,5"}
-    full = {"rounds": 7, "sizes": "1,5,10"}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = parse_with_presets(
+        parse,
+        argv,
+        "fewer rounds, N up to 5 (~1 minute)",
+        quick={"rounds": 3, "sizes": "1,5"},
+        full={"rounds": 7, "sizes": "1,5,10"},
+    )
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if args.rounds < 1 or args.bringup_rounds < 1 or any(n < 1 for n in args.sizes):
         parse.error("rounds and sizes must be positive")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
-    results: dict[str, Any] = {
-        "machine": machine(),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-    }
-    t_begin = time.perf_counter()
+def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
     preflight(results)
     with temp_workdir(args.keep, "cyme-bench-sup-") as workdir, contextlib.ExitStack() as stack:
         branch = stack.enter_context(Branch(workdir / "root"))
-        pinger = Pinger(branch.bp.broker_url())
-        stack.callback(pinger.close)
-        created = branch.bp.post(f"/{APP}/")
-        if created.status_code != 201:
-            raise RuntimeError(f"creating app {APP}: HTTP {created.status_code}: {created.text[:300]}")
+        pinger = stack.enter_context(Pinger(branch.bp.broker_url()))
+        branch.create(f"/{APP}/")
         if not args.skip_recovery:
             results["recovery"] = bench_recovery(branch, pinger, args, workdir)
         if not args.skip_bringup:
             results["bringup"] = bench_bringup(branch, pinger, args, workdir)
         stack.close()  # stop the branch now, so its leftovers make it into the notes
-    results["notes"] = NOTES.items
-    results["elapsed_s"] = time.perf_counter() - t_begin
-    print(report(results))
-    print(f"\n(total {results['elapsed_s']:.0f}s; {results['machine']['cpus']} CPUs, "
-          f"Python {results['machine']['python']}, celery {results['machine']['celery']})")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        log(f"wrote {args.json}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_bench(parse_args(argv), measure, report)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
-        sys.exit(130)
+    run_script(main)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import signal
 import sys
 import threading
 import time
@@ -49,11 +47,12 @@ from bench.common import (
     Pinger,
     bare_spec,
     log,
-    machine,
     median,
-    on_sigterm,
+    parse_with_presets,
     preflight,
     ratio,
+    run_bench,
+    run_script,
     short_id,
     table,
     temp_workdir,
@@ -255,12 +254,7 @@ def bench_concurrency(
     bp = branch.bp
     broker = bp.broker_url()
     name = f"url-c{conc}-{short_id()}"
-    reply = bp.post(
-        f"/{APP}/instances/{name}/", params={"queues": QUEUE, "max": conc, "min": conc}, timeout=120
-    )
-    if reply.status_code != 201:
-        raise RuntimeError(f"creating instance {name}: HTTP {reply.status_code}: {reply.text[:300]}")
-    branch.track_worker(reply.json().get("pid"))
+    pid = branch.create_instance(name, queues=QUEUE, max=conc, min=conc).get("pid")
     spec = bare_spec(workdir / "bare", broker, f"bareurl-c{conc}-{short_id()}", queues=(bare_decl,),
                      concurrency=conc, backend=broker)  # fmt: skip
     worker = BareWorker(spec)
@@ -268,7 +262,7 @@ def bench_concurrency(
     try:
         worker.start()
         worker.wait_pong(pinger)
-        log(f"concurrency {conc}: instance {name} (pid {reply.json().get('pid')}), bare worker {worker.node}")
+        log(f"concurrency {conc}: instance {name} (pid {pid}), bare worker {worker.node}")
         warm = max(2 * conc, 4)
         cyme_round(bp.url, target, warm, args.clients)
         bare_round(client_app, target, warm, args.clients)
@@ -287,9 +281,7 @@ def bench_concurrency(
             )
     finally:
         worker.stop()
-        gone = bp.delete(f"/{APP}/instances/{name}/", timeout=120)
-        if gone.status_code != 200:
-            NOTES.add(f"delete {name}: HTTP {gone.status_code}: {gone.text[:200]}")
+        branch.delete_instance(name)
     cyme = median([x["tasks_s"] for x in runs["cyme"]])
     bare = median([x["tasks_s"] for x in runs["bare"]])
 
@@ -342,10 +334,6 @@ def report(results: dict[str, Any]) -> str:
             f"{c['cyme_endpoint_ms']:.1f}/{c['bare_endpoint_ms']:.1f}",
         ])  # fmt: skip
     out.append(table(rows))
-    if results.get("notes"):
-        out.append("")
-        out.append("Notes:")
-        out.extend(f"- {n}" for n in results["notes"])
     return "\n".join(out)
 
 
@@ -362,30 +350,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parse.add_argument("--concurrency", default="1,4", help="comma-separated worker concurrencies (1,4)")
     parse.add_argument("--endpoint", choices=["recorder", "minimal"], default="recorder",
                        help="tests.recorder's server or a minimal asyncio responder (recorder)")  # fmt: skip
-    parse.add_argument("--quick", action="store_true", help="fewer tasks and rounds (~1 minute)")
-    parse.add_argument("--json", type=Path, help="also write all figures and raw samples here")
-    parse.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
-    args = parse.parse_args(argv)
-    quick = {"tasks": 100, "rounds": 1}
-    full = {"tasks": 200, "rounds": 3}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = parse_with_presets(
+        parse,
+        argv,
+        "fewer tasks and rounds (~1 minute)",
+        quick={"tasks": 100, "rounds": 1},
+        full={"tasks": 200, "rounds": 3},
+    )
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if args.tasks < 1 or args.rounds < 1 or args.clients < 1 or any(c < 1 for c in args.concurrency):
         parse.error("tasks, rounds, clients and concurrency must be positive")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
-    results: dict[str, Any] = {
-        "machine": machine(),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "levels": [],
-    }
-    t_begin = time.perf_counter()
+def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
     preflight(results)
     with temp_workdir(args.keep, "cyme-bench-url-") as workdir, contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(Endpoint(args.endpoint, workdir / "endpoint.log"))
@@ -395,14 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         branch = stack.enter_context(Branch(workdir / "root"))
         bp = branch.bp
         broker = bp.broker_url()
-        pinger = Pinger(broker)
-        stack.callback(pinger.close)
+        pinger = stack.enter_context(Pinger(broker))
         client_app = Celery("cyme-bench-client", broker=broker, backend=broker, set_as_current=False)
         stack.callback(client_app.close)
         for path in (f"/{APP}/", f"/{APP}/queues/{QUEUE}/", f"/{APP}/queues/{BARE_QUEUE}/"):
-            created = bp.post(path)
-            if created.status_code != 201:
-                raise RuntimeError(f"POST {path}: HTTP {created.status_code}: {created.text[:300]}")
+            branch.create(path)
         # The bare worker consumes a queue declared exactly as cyme declares one (but not
         # consumed by any instance), so it gets the same CYME_QUEUES a supervised worker would.
         bare_decl = bp.get(f"/{APP}/queues/{BARE_QUEUE}/").json()
@@ -412,20 +387,11 @@ def main(argv: list[str] | None = None) -> int:
                 bench_concurrency(branch, client_app, pinger, target, conc, args, workdir, bare_decl)
             )
         stack.close()  # stop the branch now, so its leftovers make it into the notes
-    results["notes"] = NOTES.items
-    results["elapsed_s"] = time.perf_counter() - t_begin
-    print(report(results))
-    print(f"\n(total {results['elapsed_s']:.0f}s; {results['machine']['cpus']} CPUs, "
-          f"Python {results['machine']['python']}, celery {results['machine']['celery']})")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        log(f"wrote {args.json}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_bench(parse_args(argv), measure, report, levels=[])
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
-        sys.exit(130)
+    run_script(main)

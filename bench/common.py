@@ -1,16 +1,20 @@
-"""Shared pieces of ``bench_supervisor.py`` and ``bench_url_tasks.py``.
+"""Shared pieces of the benchmark scripts (``bench_branch.py``, ``bench_supervisor.py``,
+``bench_url_tasks.py``).
 
 A branch wrapper that makes sure nothing it started survives, bare ``celery worker``
 processes started exactly as cyme starts an instance's worker (``WorkerSpec`` and
-``spawn`` from ``cyme.workers.process``), a Celery ping client, the report table and the
-usual pre-flight checks. Same conventions as ``bench_branch.py``: log lines on stderr,
-odd things collected as notes, every process stopped by PID.
+``spawn`` from ``cyme.workers.process``), a Celery ping client, the report table, the
+usual pre-flight checks and the command-line / main() plumbing. Conventions: log lines on
+stderr, odd things collected as notes, every process stopped by PID.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
+import importlib
+import json
 import os
 import platform
 import shutil
@@ -21,11 +25,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Celery
 
@@ -46,6 +50,17 @@ BARE_HOST = "bare"
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Linear-interpolated percentile (0-100) of *values*."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def median(values: list[float]) -> float:
@@ -176,6 +191,31 @@ class Branch:
         """Remember a worker pid the branch reported, to check it is gone after the branch stops."""
         if pid and pid not in self.worker_pids:
             self.worker_pids[pid] = proc_start_time(pid)
+
+    def create(self, path: str = f"/{APP}/") -> None:
+        """``POST`` *path* (an app, a queue); raises unless it was created (201)."""
+        created = self.bp.post(path)
+        if created.status_code != 201:
+            raise RuntimeError(f"POST {path}: HTTP {created.status_code}: {created.text[:300]}")
+
+    def create_instance(self, name: str, **params: Any) -> dict[str, Any]:
+        """``POST /<app>/instances/<name>/`` (returns once the worker answers ping), raising
+        unless 201; tracks the worker's pid and returns the reply's body."""
+        reply = self.bp.post(f"/{APP}/instances/{name}/", params=params or None, timeout=120)
+        if reply.status_code != 201:
+            raise RuntimeError(f"creating instance {name}: HTTP {reply.status_code}: {reply.text[:300]}")
+        body: dict[str, Any] = reply.json()
+        self.track_worker(body.get("pid"))
+        return body
+
+    def delete_instance(self, name: str) -> float:
+        """``DELETE /<app>/instances/<name>/`` (sync); a failure becomes a note. Returns its seconds."""
+        t0 = time.perf_counter()
+        gone = self.bp.delete(f"/{APP}/instances/{name}/", timeout=120)
+        took = time.perf_counter() - t0
+        if gone.status_code != 200:
+            NOTES.add(f"delete {name}: HTTP {gone.status_code}: {gone.text[:200]}")
+        return took
 
     def stop(self) -> None:
         if self.stopped or self.bp.proc is None:
@@ -314,6 +354,12 @@ class Pinger:
     def __init__(self, broker: str) -> None:
         self.app = Celery("cyme-bench", broker=broker, set_as_current=False)
 
+    def __enter__(self) -> Pinger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def ping(self, node: str, timeout: float = 0.2) -> bool:
         return bool(self.app.control.ping(destination=[node], timeout=timeout))
 
@@ -364,24 +410,28 @@ def foreign_workers() -> int:
     return count
 
 
-def machine() -> dict[str, Any]:
-    import celery
-    import kombu
-
-    return {
+def machine(*packages: str, **extra: Any) -> dict[str, Any]:
+    """Python, platform, CPUs, the versions of celery, kombu and *packages*, then *extra*."""
+    info: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "celery": celery.__version__,
-        "kombu": kombu.__version__,
     }
+    for name in ("celery", "kombu", *packages):
+        info[name] = importlib.import_module(name).__version__
+    return {**info, **extra}
+
+
+def note_cpu_busy(results: dict[str, Any]) -> None:
+    """Record how busy the machine is (a note if over 20% of all CPUs)."""
+    results["cpu_busy_before"] = busy = cpu_busy()
+    if busy is not None and busy > 0.2:
+        NOTES.add(f"machine busy at start ({busy:.0%} of all CPUs over 1 s): figures will be noisy")
 
 
 def preflight(results: dict[str, Any]) -> None:
     """Record how busy the machine is and whether someone else's workers run."""
-    results["cpu_busy_before"] = busy = cpu_busy()
-    if busy is not None and busy > 0.2:
-        NOTES.add(f"machine busy at start ({busy:.0%} of all CPUs over 1 s): figures will be noisy")
+    note_cpu_busy(results)
     others = results["foreign_processes_before"] = foreign_workers()
     if others:
         NOTES.add(f"{others} celery worker / cyme-branch processes not started by this run were running")
@@ -403,3 +453,67 @@ def temp_workdir(keep: bool, prefix: str) -> Iterator[Path]:
             log(f"kept work directory {path}")
         else:
             shutil.rmtree(path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Command line and main()
+# --------------------------------------------------------------------------
+
+
+def parse_with_presets(
+    parse: argparse.ArgumentParser,
+    argv: list[str] | None,
+    quick_help: str,
+    quick: dict[str, Any],
+    full: dict[str, Any],
+) -> argparse.Namespace:
+    """Add ``--quick``, ``--json`` and ``--keep`` to *parse* and parse *argv*; options left
+    unset (None) take their value from the *quick* or the *full* preset."""
+    parse.add_argument("--quick", action="store_true", help=quick_help)
+    parse.add_argument("--json", type=Path, help="also write all figures and raw samples here")
+    parse.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    args = parse.parse_args(argv)
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def run_bench(
+    args: argparse.Namespace,
+    measure: Callable[[argparse.Namespace, dict[str, Any]], None],
+    report: Callable[[dict[str, Any]], str],
+    machine_info: dict[str, Any] | None = None,
+    **fields: Any,
+) -> int:
+    """The body of a script's main(): *measure* into the results (machine, config, *fields*),
+    then print the *report* with the notes and the total time, and write the JSON if asked."""
+    signal.signal(signal.SIGTERM, on_sigterm)
+    results: dict[str, Any] = {
+        "machine": machine() if machine_info is None else machine_info,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        **fields,
+    }
+    t_begin = time.perf_counter()
+    measure(args, results)
+    results["notes"] = NOTES.items
+    results["elapsed_s"] = time.perf_counter() - t_begin
+    out = [text] if (text := report(results)) else []
+    if results["notes"]:
+        out += ["", "Notes:", *(f"- {n}" for n in results["notes"])]
+    print("\n".join(out))
+    print(f"\n(total {results['elapsed_s']:.0f}s; {results['machine']['cpus']} CPUs, "
+          f"Python {results['machine']['python']}, celery {results['machine']['celery']})")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        log(f"wrote {args.json}")
+    return 0
+
+
+def run_script(main: Callable[[], int]) -> NoReturn:
+    """``sys.exit(main())``; on Ctrl-C or SIGTERM (once everything is stopped) exit 130."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted; everything started was stopped")
+        sys.exit(130)
