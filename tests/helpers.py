@@ -157,6 +157,10 @@ class BranchProcess:
     def log_text(self) -> str:
         return self.logfile.read_text(errors="replace")
 
+    def logged(self, *texts: str, timeout: float = 20) -> bool:
+        """Wait until the branch log holds every one of *texts* (actor logs arrive late)."""
+        return bool(wait_for(lambda: all(t in self.log_text() for t in texts), timeout, 0.2, f"log {texts}"))
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])

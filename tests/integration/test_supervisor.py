@@ -47,7 +47,7 @@ def test_a_killed_worker_is_replaced_at_once(branch: BranchProcess) -> None:
     assert time.monotonic() - started < 10
     assert info["restarts"] == 1
     assert worker_pids(f"w1@{branch.branch_id}") == [info["pid"]]
-    assert "w1 worker exited unexpectedly" in branch.log_text()
+    assert branch.logged("w1 worker exited unexpectedly")
 
 
 def test_a_stalled_worker_is_restarted(branch: BranchProcess) -> None:
@@ -63,7 +63,7 @@ def test_a_stalled_worker_is_restarted(branch: BranchProcess) -> None:
     )
     assert not pid_alive(int(first["pid"]))  # type: ignore[call-overload]
     assert worker_pids(f"stalled@{branch.branch_id}") == [info["pid"]]
-    assert "missed ping" in branch.log_text()
+    assert branch.logged("missed ping")
 
 
 def test_a_crash_loop_backs_off_visibly(branch: BranchProcess) -> None:
@@ -110,7 +110,7 @@ def test_a_killed_branch_adopts_its_workers_and_stops_deleted_ones(branch: Branc
     assert worker_pids(f"keep@{branch.branch_id}") == [keep["pid"]]
     wait_for(lambda: not pid_alive(int(gone["pid"])), 30, 0.1, "the deleted instance's worker to stop")  # type: ignore[call-overload]
     assert worker_pids(f"gone@{branch.branch_id}") == []
-    assert "adopted running worker" in branch.log_text()
+    assert branch.logged("adopted running worker")
 
 
 def test_keep_workers_leaves_them_running_for_the_next_run(tmp_path: Path) -> None:
@@ -190,8 +190,7 @@ def test_a_broker_outage_causes_no_restarts_and_loses_nothing(tmp_path: Path) ->
             after = branch.instance("app", name)
             assert after["pid"] == info["pid"] and after["restarts"] == 0 and after["status"] == "online"
         assert [i["name"] for i in branch.get("/app/instances/").json()] == ["o1", "o2"]
-        log = branch.log_text()
-        assert "unreachable" in log and "revived" in log
+        assert branch.logged("unreachable", "revived")
     finally:
         inspector.close()
         if branch.proc is not None and branch.proc.poll() is None:
