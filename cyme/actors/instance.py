@@ -122,7 +122,7 @@ class InstanceActor(CymeActor):
         query = Instance.select().order_by(Instance.name)
         if msg.app is not None:
             query = query.where(Instance.app == get_app(names.app_name(msg.app)).name)
-        return [self.info(i) for i in query]
+        return views.instance_infos(list(query), self.default_broker)
 
     def delete(self, msg: DeleteInstance, reply_to: Any) -> Any:
         instance = get_instance(msg.app, msg.name)
