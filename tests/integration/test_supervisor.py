@@ -40,11 +40,11 @@ def test_a_killed_worker_is_replaced_at_once(branch: BranchProcess) -> None:
     os.kill(int(first["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
     info = wait_for(
         lambda: (i := branch.instance("app", "w1"))["status"] == "online" and i["pid"] != first["pid"] and i,
-        20,
+        30,
         0.05,
         "the worker to be replaced",
     )
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15  # ~1.2 s on a quiet machine: a worker's cold start
     assert info["restarts"] == 1
     assert worker_pids(f"w1@{branch.branch_id}") == [info["pid"]]
     assert branch.logged("w1 worker exited unexpectedly")
