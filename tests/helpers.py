@@ -198,13 +198,13 @@ class Inspector:
         self.app = Celery("cyme-tests", broker=broker, set_as_current=False)
 
     def active_queues(self, node: str) -> list[str] | None:
-        reply = self.app.control.inspect(destination=[node], timeout=2.0).active_queues()
+        reply = self.app.control.inspect(destination=[node], timeout=5.0, limit=1).active_queues()
         if not reply or node not in reply:
             return None
         return sorted(q["name"] for q in reply[node])
 
     def stats(self, node: str) -> dict[str, Any] | None:
-        reply = self.app.control.inspect(destination=[node], timeout=2.0).stats()
+        reply = self.app.control.inspect(destination=[node], timeout=5.0, limit=1).stats()
         return (reply or {}).get(node)
 
     def ping(self, node: str) -> bool:

@@ -131,6 +131,8 @@ CONFIG_WRITES = (CreateApp, DeclareQueue, DeleteQueue, DeleteApp)
 LISTINGS = (ListApps, ListQueues, ListInstances)
 
 Results = dict[str, Reply | ErrorReply]
+#: Seconds past a gather's deadline that this branch's own answer is still waited for.
+LOCAL_GRACE = 30.0
 Continuation = Callable[[Results, list[str]], None]
 
 
@@ -472,14 +474,18 @@ class Branch(Membership):
         assert self.config is not None
         self.wakeup_due = None
         now = time.monotonic()
-        for key in [k for k, g in self.gatherings.items() if g.deadline <= now]:
-            self.finish(key)
+        for key, gathering in list(self.gatherings.items()):
+            # The deadline is for other branches; this one's own answer is always awaited
+            # (up to LOCAL_GRACE more), or a slow moment here would make a listing partial.
+            local_late = self.me in gathering.waiting and now < gathering.deadline + LOCAL_GRACE
+            if gathering.deadline <= now and not local_late:
+                self.finish(key)
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + self.config.heartbeat
             if self.cluster.members:
                 beat = Heartbeat(self.me, self.info())
                 for member in self.cluster.members.values():
                     self.send(member.address, beat)
-        pending = [g.deadline for g in self.gatherings.values()]
+        pending = [g.deadline if g.deadline > now else now + 0.5 for g in self.gatherings.values()]
         self.schedule(min([self.next_heartbeat, *pending]))
         return DEFERRED

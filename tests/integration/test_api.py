@@ -86,10 +86,10 @@ def test_autoscale_changes_the_running_pool(branch: BranchProcess, inspector: In
     assert changed.json()["max"] == 4 and changed.json()["min"] == 3
     assert branch.get(f"/{app}/instance/{name}/autoscale/").json()["max"] == 4
 
-    scaler = inspector.stats(node)["autoscaler"]  # type: ignore[index]
+    scaler = wait_for(lambda: (inspector.stats(node) or {}).get("autoscaler"), 20, 0.2, "worker stats")
     assert (scaler["max"], scaler["min"]) == (4, 3)
     processes = wait_for(
-        lambda: len(inspector.stats(node)["pool"]["processes"]) >= 3,  # type: ignore[index]
+        lambda: len((inspector.stats(node) or {}).get("pool", {}).get("processes", [])) >= 3,
         10,
         what="the pool to grow to min=3",
     )
