@@ -55,6 +55,7 @@ from bench.common import (
     NOTES,
     Branch,
     Pinger,
+    cmdline,
     descendants,
     log,
     machine,
@@ -105,23 +106,24 @@ class CpuMeter:
         return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
 
 
-def cyme_revision() -> str:
-    """The commit the branches run (they import cyme/ from this work tree), '+dirty' if cyme/ is edited."""
+def git(*args: str) -> str:
     root = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "cyme"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        run = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (head or "unknown") + ("+dirty" if dirty else "")
+        return ""
+    return run.stdout.strip()
+
+
+def cyme_revision() -> str:
+    """The commit the branches run (they import cyme/ from this work tree), '+dirty' if cyme/ is edited."""
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--", "cyme") else "")
+
+
+def cyme_tree() -> str:
+    """What cyme/ holds right now: its tree in HEAD plus any uncommitted edits."""
+    return git("rev-parse", "HEAD:cyme") + git("diff", "HEAD", "--", "cyme")
 
 
 def proc_ticks() -> dict[int, tuple[int, int]]:
@@ -231,6 +233,9 @@ class Cluster:
         """Stop every branch by PID (members first, the leader last), in parallel."""
         t0 = time.perf_counter()
         took: dict[str, float] = {}
+        for branch in self.branches:  # every worker process of the branch, listed or not
+            for pid in processes_under(branch.bp.root, "celery"):
+                branch.track_worker(pid)
 
         def stop_one(branch: Branch) -> None:
             t1 = time.perf_counter()
@@ -247,10 +252,40 @@ class Cluster:
             b.stop()
         for branch in self.branches:
             log_errors(branch)
+            sweep(branch.bp.root, f"after {branch.bp.branch_id} stopped")
         slow = {k: round(v, 1) for k, v in took.items() if v > 5}
         if slow:
-            NOTES.add(f"cyme-branch took over 5 s to stop after SIGTERM (no instances left): {slow} s")
+            NOTES.add(f"cyme-branch took over 5 s to stop after SIGTERM: {slow} s")
         log(f"cluster of {self.size} stopped in {time.perf_counter() - t0:.1f}s")
+
+
+def processes_under(directory: Path, word: str = "") -> list[int]:
+    """Live processes (not this one) whose command line names a path under *directory*."""
+    marker = f"{directory}/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            args = cmdline(int(entry.name))
+            if marker in args and word in args and pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def sweep(directory: Path, when: str) -> None:
+    """SIGKILL, by PID, any process still running from *directory* (a branch root, the workdir).
+
+    Branch.stop already kills what it knew of; this catches workers a supervisor started
+    while it was being stopped, which nobody had seen yet.
+    """
+    for _ in range(5):
+        left = processes_under(directory)
+        if not left:
+            return
+        for pid in left:
+            NOTES.add(f"process still running {when}, killed: {pid} {cmdline(pid)[:110]}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(1.0)
 
 
 def log_errors(branch: Branch) -> None:
@@ -398,11 +433,13 @@ def ping_nodes(pinger: Pinger, nodes: list[str]) -> int:
 # --------------------------------------------------------------------------
 
 
-def create(session: requests.Session, url: str) -> tuple[int, float, dict[str, Any] | str]:
+def create(
+    session: requests.Session, url: str, timeout: float = 60
+) -> tuple[int, float, dict[str, Any] | str]:
     """One ``POST /bench/instances/?nowait=1``: (status, seconds, body)."""
     t0 = time.perf_counter()
     try:
-        reply = session.post(f"{url}/{APP}/instances/", params={"nowait": 1}, timeout=60)
+        reply = session.post(f"{url}/{APP}/instances/", params={"nowait": 1}, timeout=timeout)
     except requests.RequestException as exc:
         return -1, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
     elapsed = time.perf_counter() - t0
@@ -430,7 +467,7 @@ def populate(cluster: Cluster, n: int, window: int, timeout: float, stall: float
         # branches far more CPU than reading a few log files, and would slow the starts.
         up = {name for name in names if ready.worker_logged_ready(name)}
         for _ in range(min(window - (len(names) - len(up)), n - len(names))):
-            status, _, body = create(bp.http, bp.url)
+            status, _, body = create(bp.http, bp.url, timeout=30)
             if status != 202 or not isinstance(body, dict):
                 failures += 1
                 NOTES.add(f"populate: POST nowait gave HTTP {status}: {str(body)[:160]}")
@@ -820,7 +857,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parse.add_argument("--instances", type=int, default=None, help="instances for the listings (100)")
     parse.add_argument("--sizes", default=None, help="comma-separated cluster sizes (1,2,4)")
     parse.add_argument(
-        "--gets", type=int, default=None, help="sequential listings per cluster size, over its branches (60)"
+        "--gets", type=int, default=None, help="sequential listings per cluster size, over its branches (100)"
     )
     parse.add_argument("--creates", type=int, default=None, help="creates timed for placement (40)")
     parse.add_argument("--threads", type=int, default=4, help="client threads for placement (4)")
@@ -836,8 +873,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parse.add_argument(
         "--stall",
         type=float,
-        default=10.0,
-        help="give up waiting for 'online' after this many seconds without progress (10)",
+        default=6.0,
+        help="give up waiting for 'online' after this many seconds without progress (6)",
     )
     parse.add_argument("--skip-listing", action="store_true", help="skip the listing benchmark")
     parse.add_argument("--skip-placement", action="store_true", help="skip the placement benchmark")
@@ -849,8 +886,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parse.add_argument("--json", type=Path, help="also write all figures and raw samples here")
     parse.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = parse.parse_args(argv)
-    quick = {"instances": 20, "sizes": "1,2", "gets": 60, "creates": 20}
-    full = {"instances": 100, "sizes": "1,2,4", "gets": 60, "creates": 40}
+    quick = {"instances": 20, "sizes": "1,2", "gets": 100, "creates": 20}
+    full = {"instances": 100, "sizes": "1,2,4", "gets": 100, "creates": 40}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -907,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_before": os.getloadavg(),
         "cyme_revision": cyme_revision(),
     }
+    tree = cyme_tree()
     t_begin = time.perf_counter()
     preflight(results)
     meter = CpuMeter()
@@ -928,14 +966,18 @@ def main(argv: list[str] | None = None) -> int:
                     results["failed"] = True
         ok = not results.get("failed")
     finally:
+        sweep(workdir, "at the end of the run")
         if args.keep or not ok:
             log(f"kept work directory {workdir} (branch and worker logs)")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     results["cpu_busy_during"] = meter.busy()
     results["loadavg_after"] = os.getloadavg()
-    if cyme_revision() != results["cyme_revision"]:
-        NOTES.add(f"cyme/ changed during the run (from {results['cyme_revision']} to {cyme_revision()})")
+    if cyme_tree() != tree:
+        NOTES.add(
+            f"cyme/ changed during the run (at start {results['cyme_revision']}, now {cyme_revision()}): "
+            "branches started later ran other code"
+        )
     if POLL_PARTIAL:
         NOTES.add(
             f"partial listings while polling (populate / wait for online / empty): {dict(POLL_PARTIAL)}; "
