@@ -124,6 +124,8 @@ class Supervisor(CymeActor):
         self.broadcasts.close()
 
     def after_message(self) -> Any:
+        if self.config is not None and not self.closing:
+            self.schedule()  # whatever a handler did, the next tick stays armed
         fds = [t.pidfd for t in self.tracked.values() if t.pidfd is not None]
         if self.main_fd is not None:
             fds.append(self.main_fd)
@@ -403,7 +405,9 @@ class Supervisor(CymeActor):
         )
         now = time.monotonic()
         due = now + FAST_TICK if busy else max(self.next_full, now + FAST_TICK)
-        if self.wakeup_due is not None and self.wakeup_due <= due + 0.01:
+        # A wakeup overdue by seconds was lost (e.g. its tick failed): arm a new one.
+        pending = self.wakeup_due is not None and now < self.wakeup_due + 2.0
+        if pending and self.wakeup_due is not None and self.wakeup_due <= due + 0.01:
             return
         self.wakeup_due = due
         self.wakeupAfter(timedelta(seconds=due - now))
