@@ -61,6 +61,7 @@ from bench.common import (
     machine,
     median,
     on_sigterm,
+    percentile,
     preflight,
     proc_start_time,
     ratio,
@@ -76,17 +77,6 @@ MISSING = "X-Cyme-Missing-Branches"
 #: Partial listings seen while polling (populating, waiting for online/empty), and how long they took.
 POLL_PARTIAL: collections.Counter[str] = collections.Counter()
 POLL_PARTIAL_S: list[float] = []
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear-interpolated percentile (0-100) of *values*."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 class CpuMeter:
